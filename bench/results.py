@@ -1,0 +1,160 @@
+"""The results store: one row per run in an embedded SQLite database, append-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+# Every column of the results table and its SQLite type.
+COLUMNS: dict[str, str] = {
+    "run_id": "TEXT PRIMARY KEY",
+    "dataset": "TEXT NOT NULL",
+    "model": "TEXT NOT NULL",
+    "family": "TEXT",
+    "repeat": "INTEGER NOT NULL",
+    "fold": "INTEGER NOT NULL",
+    "seed": "INTEGER",
+    "split_seed": "INTEGER",
+    "status": "TEXT NOT NULL",
+    "error_kind": "TEXT",
+    "error": "TEXT",
+    "traceback": "TEXT",
+    "task": "TEXT",
+    "domain": "TEXT",
+    "metric": "TEXT",
+    "train_score": "REAL",
+    "test_score": "REAL",
+    "gap": "REAL",
+    "scores": "TEXT",
+    "score_nan_reasons": "TEXT",
+    "n_parameters": "INTEGER",
+    "n_effective_parameters": "REAL",
+    "params_per_sample": "REAL",
+    "parameter_detail": "TEXT",
+    "n_train_samples": "INTEGER",
+    "n_test_samples": "INTEGER",
+    "n_features_in": "INTEGER",
+    "n_classes": "INTEGER",
+    "fit_time_s": "REAL",
+    "predict_time_s": "REAL",
+    "task_time_s": "REAL",
+    "estimated_flops": "REAL",
+    "n_warnings": "INTEGER",
+    "warnings": "TEXT",
+    "converged": "INTEGER",
+    "notes": "TEXT",
+    "model_config": "TEXT",
+    "dataset_source": "TEXT",
+    "dataset_sha256": "TEXT",
+    "split_rule": "TEXT",
+    "n_folds": "INTEGER",
+    "n_repeats": "INTEGER",
+    "protocol_seed": "INTEGER",
+    "max_samples": "INTEGER",
+    "compute_budget": "REAL",
+    "device": "TEXT",
+    "precision": "TEXT",
+    "torch_version": "TEXT",
+    "deterministic_algorithms": "INTEGER",
+    "dataloader_workers": "INTEGER",
+    "provenance_id": "TEXT",
+    "created_utc": "TEXT",
+}
+# Columns that change from one execution to the next even with the same seed.
+VOLATILE_COLUMNS = ("fit_time_s", "predict_time_s", "task_time_s", "created_utc", "provenance_id", "traceback")
+
+
+class ResultsStore:
+    """SQLite results file. Each run's row is written in its own transaction, so a killed
+    benchmark keeps every finished run and no half-written one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.path, timeout=60)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        self._create()
+
+    def _create(self) -> None:
+        with self.connection:
+            self.connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            found = self.connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if found is None:
+                self.connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(found[0]) != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: results schema version {found[0]} differs from this occam-bench's "
+                    f"{SCHEMA_VERSION}; use a new --results file or export the old one with an older version"
+                )
+            columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS.items())
+            self.connection.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
+            self.connection.execute("CREATE TABLE IF NOT EXISTS provenance (id TEXT PRIMARY KEY, content TEXT)")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- Writing ----------------------------------------------------------------
+
+    def add(self, rows: list[dict]) -> int:
+        """Insert result rows; a run id already present is kept and the new row ignored.
+
+        Returns:
+            The number of rows inserted.
+        """
+        names = list(COLUMNS)
+        placeholders = ", ".join("?" for _ in names)
+        quoted = ", ".join(f'"{name}"' for name in names)
+        values = [tuple(_sql_value(row.get(name)) for name in names) for row in rows]
+        with self.connection:
+            before = self.connection.total_changes
+            self.connection.executemany(f"INSERT OR IGNORE INTO results ({quoted}) VALUES ({placeholders})", values)
+            return self.connection.total_changes - before
+
+    def add_provenance(self, provenance_id: str, content: dict) -> None:
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR IGNORE INTO provenance VALUES (?, ?)", (provenance_id, json.dumps(content, sort_keys=True))
+            )
+
+    # ---- Reading ----------------------------------------------------------------
+
+    def finished_run_ids(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT run_id FROM results")}
+
+    def frame(self) -> pd.DataFrame:
+        """Return all results, ordered by run id, as a DataFrame."""
+        return pd.read_sql_query("SELECT * FROM results ORDER BY dataset, model, repeat, fold", self.connection)
+
+    def provenance(self) -> dict[str, dict]:
+        return {key: json.loads(value) for key, value in self.connection.execute("SELECT id, content FROM provenance")}
+
+    def export(self, path: str | Path) -> Path:
+        """Write all results to a .csv or .parquet file, chosen by the suffix."""
+        path = Path(path)
+        frame = self.frame()
+        if path.suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif path.suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            raise ValueError(f"export path {path} must end in .csv or .parquet")
+        return path
+
+
+def _sql_value(value):
+    if isinstance(value, bool):
+        return int(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value

@@ -1,0 +1,224 @@
+"""The benchmark grid: which runs to execute, where, and what to say about them."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet
+
+from bench import provenance
+from bench.config import DatasetSpec
+from bench.data import find_in_data_dir
+from bench.results import ResultsStore
+from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task
+from bench.splits import Protocol
+from bench.workers import plan_workers, set_thread_count, start_pool
+from models import Rung
+
+logger = logging.getLogger(__name__)
+
+# Rungs whose every run is a task of its own, so that a long MLP fit is never queued
+# behind another one in the same worker and an interrupted benchmark loses at most one run.
+SINGLE_RUN_MIN_BUDGET = 1e6
+
+
+@dataclass
+class Settings:
+    """Everything that decides which runs execute and how."""
+
+    protocol: Protocol = Protocol()
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    compute_budget: float = DEFAULT_COMPUTE_BUDGET
+    time_limit_s: float | None = None
+    max_samples: int | None = None
+    n_workers: int | None = None
+    n_threads: int | None = None
+    scheduler: str | None = None
+
+    def describe(self) -> dict:
+        return {
+            "n_folds": self.protocol.n_folds,
+            "n_repeats": self.protocol.n_repeats,
+            "seed": self.protocol.seed,
+            "compute_budget": self.compute_budget,
+            "time_limit_s": self.time_limit_s,
+            "max_samples": self.max_samples,
+            "scheduler": self.scheduler or "local processes",
+        }
+
+
+@dataclass
+class Summary:
+    """Counts of one benchmark execution and the failures, grouped."""
+
+    n_total: int = 0
+    n_cached: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    n_skipped: int = 0
+    failures: dict[str, collections.Counter] = field(default_factory=dict)
+    warnings: dict[tuple[str, str], collections.Counter] = field(default_factory=dict)
+    runs_per_pair: collections.Counter = field(default_factory=collections.Counter)
+    runs_per_model: collections.Counter = field(default_factory=collections.Counter)
+    failed_per_model: collections.Counter = field(default_factory=collections.Counter)
+
+    def models_all_failed(self) -> list[str]:
+        return sorted(m for m, n in self.runs_per_model.items() if n and self.failed_per_model[m] == n)
+
+
+def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, finished: set[str],
+               provenance_id: str) -> tuple[list[RunTask], int]:
+    """Return the tasks for every run not yet finished, and how many runs were already finished."""
+    protocol = settings.protocol
+    all_splits = [(repeat, fold) for repeat in range(protocol.n_repeats) for fold in range(protocol.n_folds)]
+    tasks: list[tuple[float, int, RunTask]] = []
+    n_cached = 0
+    for order, spec in enumerate(specs):
+        size = _dataset_size(spec, settings.data_dir)
+        for rung in rungs:
+            pending = tuple(s for s in all_splits if RunKey(spec.name, rung.name, *s).run_id not in finished)
+            n_cached += len(all_splits) - len(pending)
+            if not pending:
+                continue
+            budget = rung.config.get("budget", 0)
+            groups = [(s,) for s in pending] if budget >= SINGLE_RUN_MIN_BUDGET else [pending]
+            for group in groups:
+                task = RunTask(spec, rung.name, group, protocol, settings.data_dir, settings.cache_dir,
+                               settings.compute_budget, settings.time_limit_s, settings.max_samples, provenance_id)
+                tasks.append((size, order, -budget, task))
+    # The runs of one dataset stay together, because workers cache the last dataset they
+    # loaded; the largest datasets go first, and within one the largest rungs.
+    tasks.sort(key=lambda item: (-item[0], item[1], item[2]))
+    return [item[-1] for item in tasks], n_cached
+
+
+def _dataset_size(spec: DatasetSpec, data_dir: Path | None) -> float:
+    located = find_in_data_dir(spec.name, data_dir)
+    if located is None:
+        return 0.0
+    try:
+        meta = pyarrow.parquet.read_metadata(located)
+    except (OSError, pyarrow.ArrowInvalid):
+        return 0.0
+    return float(meta.num_rows) * float(meta.num_columns)
+
+
+def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsStore, settings: Settings) -> Summary:
+    """Execute every unfinished run of the grid, writing each result as it arrives."""
+    # Start
+    provenance_id, content = provenance.collect(settings.describe())
+    store.add_provenance(provenance_id, content)
+    finished = store.finished_run_ids()
+    tasks, n_cached = plan_tasks(specs, rungs, settings, finished, provenance_id)
+    n_runs = sum(len(task.splits) for task in tasks)
+    summary = Summary(n_total=n_runs + n_cached, n_cached=n_cached)
+    logger.info("benchmark: %d datasets x %d models: %d runs, %d already finished, %d to run",
+                len(specs), len(rungs), summary.n_total, n_cached, n_runs)
+    if not tasks:
+        return summary
+
+    # Execution
+    progress = _Progress(summary, n_runs)
+    if settings.scheduler:
+        _run_on_dask(tasks, store, settings, progress)
+    else:
+        _run_locally(tasks, store, settings, progress)
+
+    # Finish
+    _log_summary(summary)
+    return summary
+
+
+def _run_locally(tasks: list[RunTask], store: ResultsStore, settings: Settings, progress: "_Progress") -> None:
+    n_workers, n_threads = plan_workers(settings.n_workers, settings.n_threads)
+    logger.info("running on %d local worker process(es) with %d thread(s) each", n_workers, n_threads)
+    from concurrent.futures import as_completed
+
+    with start_pool(n_workers, n_threads) as pool:
+        futures = [pool.submit(execute_task, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                rows = future.result()
+                store.add(rows)
+                progress.update(rows)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _run_on_dask(tasks: list[RunTask], store: ResultsStore, settings: Settings, progress: "_Progress") -> None:
+    from distributed import Client, as_completed
+
+    n_threads = settings.n_threads or 1
+    with Client(settings.scheduler) as client:
+        # NOTE: workers that join after this call keep their own thread settings.
+        client.run(set_thread_count, n_threads)
+        logger.info("running on Dask scheduler %s with %d worker(s)", settings.scheduler,
+                    len(client.scheduler_info()["workers"]))
+        futures = [client.submit(execute_task, task, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            rows = future.result()
+            store.add(rows)
+            progress.update(rows)
+
+
+class _Progress:
+    """Logs one line per finished task with running counts and the estimated time left."""
+
+    def __init__(self, summary: Summary, n_runs: int):
+        self.summary = summary
+        self.n_runs = n_runs
+        self.n_done = 0
+        self.started = time.monotonic()
+
+    def update(self, rows: list[dict]) -> None:
+        summary = self.summary
+        for row in rows:
+            self.n_done += 1
+            summary.runs_per_model[row["model"]] += 1
+            if row["status"] == OK:
+                summary.n_ok += 1
+            elif row["status"] == SKIPPED:
+                summary.n_skipped += 1
+            else:
+                summary.n_failed += 1
+                summary.failed_per_model[row["model"]] += 1
+                summary.failures.setdefault(row["model"], collections.Counter())[row["error"]] += 1
+            pair = (row["model"], row["dataset"])
+            summary.runs_per_pair[pair] += 1
+            warnings = json.loads(row.get("warnings") or "{}")
+            if warnings:
+                summary.warnings.setdefault(pair, collections.Counter()).update({message: 1 for message in warnings})
+        elapsed = time.monotonic() - self.started
+        remaining = self.n_runs - self.n_done
+        eta = elapsed / self.n_done * remaining if self.n_done else 0.0
+        first = rows[0] if rows else {"dataset": "?", "model": "?"}
+        logger.info("[%d/%d] done %d, failed %d, skipped %d, cached %d, remaining %d, eta %s | %s / %s",
+                    self.n_done, self.n_runs, summary.n_ok, summary.n_failed, summary.n_skipped, summary.n_cached,
+                    remaining, _duration(eta), first["dataset"], first["model"])
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _log_summary(summary: Summary) -> None:
+    # One line per (model, dataset) and message, however many runs raised it.
+    for (model, dataset), counter in sorted(summary.warnings.items()):
+        n_runs = summary.runs_per_pair[(model, dataset)]
+        for message, n_with in counter.items():
+            logger.warning("%s on %s: warning in %d/%d runs: %s", model, dataset, n_with, n_runs, message)
+    for model, counter in sorted(summary.failures.items()):
+        total = sum(counter.values())
+        logger.warning("%s: %d failed run(s)", model, total)
+        for message, count in counter.most_common():
+            logger.warning("    %d x %s", count, message)

@@ -1,0 +1,99 @@
+"""Trees and ensembles: a decision tree, random forests, extra trees, gradient boosting."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from models.base import ParameterCount, Rung, Shape
+
+COUNTING_RULE = (
+    "trees: n_parameters = nodes of all trees (a split node stores a feature and a threshold, a "
+    "leaf stores its prediction); split nodes and leaves are reported apart, and the leaves "
+    "are the effective count (one fitted value per leaf)"
+)
+
+
+def _tree_nodes(estimator) -> tuple[int, int]:
+    """Return (split nodes, leaves) summed over all trees of a fitted estimator."""
+    if hasattr(estimator, "_predictors"):  # HistGradientBoosting
+        leaves = splits = 0
+        for iteration in estimator._predictors:
+            for predictor in iteration:
+                is_leaf = predictor.nodes["is_leaf"].astype(bool)
+                leaves += int(is_leaf.sum())
+                splits += int((~is_leaf).sum())
+        return splits, leaves
+    trees = estimator.estimators_ if hasattr(estimator, "estimators_") else [estimator]
+    leaves = splits = 0
+    for tree in np.ravel(trees):
+        structure = tree.tree_
+        is_leaf = structure.children_left == -1
+        leaves += int(is_leaf.sum())
+        splits += int((~is_leaf).sum())
+    return splits, leaves
+
+
+def count(estimator, shape: Shape, X) -> ParameterCount:
+    splits, leaves = _tree_nodes(estimator)
+    detail = {"n_split_nodes": splits, "n_leaves": leaves}
+    if hasattr(estimator, "n_iter_"):
+        detail["n_iterations"] = int(estimator.n_iter_)
+    return ParameterCount(splits + leaves, float(leaves), detail)
+
+
+def _build_tree(shape: Shape, seed: int):
+    cls = DecisionTreeClassifier if shape.task.is_classification else DecisionTreeRegressor
+    return cls(random_state=seed)
+
+
+def _forest_builder(kind: str, n_estimators: int, max_depth: int | None):
+    classes = {
+        "random_forest": (RandomForestClassifier, RandomForestRegressor),
+        "extra_trees": (ExtraTreesClassifier, ExtraTreesRegressor),
+    }[kind]
+
+    def build(shape: Shape, seed: int):
+        cls = classes[0] if shape.task.is_classification else classes[1]
+        return cls(n_estimators=n_estimators, max_depth=max_depth, random_state=seed, n_jobs=1)
+
+    return build
+
+
+def _build_boosting(shape: Shape, seed: int):
+    # Early stopping on 10 % of the training part keeps the number of iterations data-driven.
+    options = dict(max_iter=300, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=seed)
+    if shape.task.is_classification:
+        return HistGradientBoostingClassifier(**options)
+    return HistGradientBoostingRegressor(**options)
+
+
+def _full_tree_estimate(shape: Shape, n_trees: int = 1, bootstrap_fraction: float = 1.0) -> float:
+    # An unpruned tree has about one leaf per distinct training sample, so 2n - 1 nodes.
+    return n_trees * max(1.0, 2 * shape.n_samples * bootstrap_fraction - 1)
+
+
+def _depth_limited_estimate(shape: Shape, n_trees: int, max_depth: int) -> float:
+    return n_trees * min(2 ** (max_depth + 1) - 1, max(1, 2 * shape.n_samples - 1))
+
+
+RUNGS = [
+    Rung("decision_tree", "tree", _build_tree, count, estimate=_full_tree_estimate, config={"max_depth": None}),
+    Rung("random_forest_16_d3", "forest", _forest_builder("random_forest", 16, 3), count,
+         estimate=lambda shape: _depth_limited_estimate(shape, 16, 3), config={"n_estimators": 16, "max_depth": 3}),
+    Rung("random_forest_300", "forest", _forest_builder("random_forest", 300, None), count,
+         estimate=lambda shape: _full_tree_estimate(shape, 300, 0.632), config={"n_estimators": 300, "max_depth": None}),
+    Rung("extra_trees_300", "forest", _forest_builder("extra_trees", 300, None), count,
+         estimate=lambda shape: _full_tree_estimate(shape, 300), config={"n_estimators": 300, "max_depth": None}),
+    Rung("hist_gradient_boosting", "boosting", _build_boosting, count,
+         estimate=lambda shape: 31 * 2 * 50 * max(1, shape.n_outputs),
+         config={"max_iter": 300, "early_stopping": True, "max_leaf_nodes": 31}),
+]
