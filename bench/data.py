@@ -32,7 +32,7 @@ MISSING_TOKENS = frozenset({"", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "nu
 # categories "False" and "True", so a bool-looking class label stays a label.
 TRUE_TOKENS = frozenset({"true", "yes", "t", "y", "1"})
 FALSE_TOKENS = frozenset({"false", "no", "f", "n", "0"})
-# Features per sample above which a dataset is noted as p >> n.
+# Features per sample from which a dataset is noted as p >> n.
 WIDE_FEATURES_PER_SAMPLE = 10
 SAFE_STEM_MAX_CHARS = 80
 
@@ -362,7 +362,7 @@ def _check_features(name: str, X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]
         notes.append(f"{int(missing_per_column.sum())} missing feature cells (counted in the data): "
                      f"{dict(list(counts.items())[:5])}")
     n_samples, n_features = X.shape
-    if n_features > WIDE_FEATURES_PER_SAMPLE * n_samples:
+    if n_features >= WIDE_FEATURES_PER_SAMPLE * n_samples:
         notes.append(f"p >> n: {n_features} features for {n_samples} samples")
     return X, notes
 
