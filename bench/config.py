@@ -258,8 +258,9 @@ def _target_names(target: str | list | None) -> list[str]:
 
 
 def _default_name(entry: dict[str, Any]) -> str:
-    # NOTE: an OpenML entry without `name:` is named `openml-<id>` until its
-    # description is fetched; the loader then reports the OpenML name too.
+    # NOTE: an OpenML entry without `name:` is named `openml-<id>`, not by its OpenML
+    # name, so the name and the result ids stay the same before and after the
+    # description is fetched. The loader records the OpenML name in the dataset's source.
     if "openml" in entry:
         return f"openml-{entry['openml']}"
     if "file" in entry:

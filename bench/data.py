@@ -25,10 +25,10 @@ DATA_DIR_ENV = "OCCAM_DATA_DIR"
 CACHE_DIR_ENV = "OCCAM_CACHE_DIR"
 # Folders of a data directory searched for `<name>.parquet`, in order.
 DATA_DIR_FOLDERS = ("", "tabular", "omics")
-# Text cells read as missing in CSV, TSV and text columns of other formats. "unknown"
-# is on the list because the sources mark missing counts with it as often as with "?".
+# Text cells read as missing in CSV, TSV and text columns of other formats. "unknown" is
+# included so that a numeric column with "unknown" cells stays numeric.
 MISSING_TOKENS = frozenset({"", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "unknown"})
-# Text values of a boolean column, compared in lower case; such a column becomes the
+# Text values of a boolean column, compared in lower case. Such a column becomes the
 # categories "False" and "True", so a bool-looking class label stays a label.
 TRUE_TOKENS = frozenset({"true", "yes", "t", "y", "1"})
 FALSE_TOKENS = frozenset({"false", "no", "f", "n", "0"})
@@ -157,16 +157,18 @@ def _reader_for(path: Path) -> str | None:
 
 def _read_text_table(path: Path, separator: str) -> pd.DataFrame:
     # The header is read separately, because pandas renames a duplicate `a` to `a.1`.
-    opener = open if path.suffix.lower() not in (".gz", ".bz2", ".xz", ".zip") else None
-    if opener is not None:
+    # NOTE: compressed text files skip this check, so their duplicate names arrive renamed.
+    header = None
+    if path.suffix.lower() not in (".gz", ".bz2", ".xz", ".zip"):
         with open(path, newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle, delimiter=separator), [])
         _check_unique_columns(header, str(path))
+    file_kind = "CSV" if separator == "," else "TSV"
     try:
         frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path}: not a valid {separator == ',' and 'CSV' or 'TSV'} file ({error})") from error
-    if opener is not None and len(header) == frame.shape[1]:
+        raise DataError(f"{path}: not a valid {file_kind} file ({error})") from error
+    if header is not None and len(header) == frame.shape[1]:
         frame.columns = header
     return frame
 
@@ -200,10 +202,13 @@ def _check_unique_columns(names: list, where: str) -> None:
 def coerce_columns(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str]]:
     """Give each text or mixed-type column exactly one type, decided on the whole column.
 
-    Rule, in order: cells in MISSING_TOKENS become missing; a column whose other cells
-    all parse as numbers becomes int64 (no missing, all integral) or float64; a column
-    of boolean words (true/false, yes/no, with 1/0 allowed) becomes the categories
-    "False"/"True"; any other column becomes a categorical of strings.
+    The rule, in order:
+    1. Cells in MISSING_TOKENS become missing.
+    2. A column whose other cells all parse as numbers becomes int64 when it has no
+       missing cell and only integers, else float64.
+    3. A column of boolean words (true/false, yes/no, with 1/0 allowed) becomes the
+       categories "False" and "True".
+    4. Any other column becomes a categorical of strings.
     """
     notes: list[str] = []
     frame = frame.copy()
@@ -249,7 +254,7 @@ def _coerce_text_column(column: pd.Series) -> tuple[pd.Series, str | None]:
     lowered = set(present.str.lower())
     has_word = bool(lowered & {"true", "false", "yes", "no", "t", "f", "y", "n"})
     if present.size and has_word and lowered <= TRUE_TOKENS | FALSE_TOKENS:
-        labels = text.map(lambda v: None if v is None else ("True" if v.lower() in TRUE_TOKENS else "False"))
+        labels = text.map(_boolean_label)
         mixed = sorted(set(present))
         rule = f"boolean words {mixed} read as categories 'False'/'True'{rule_missing}"
         return pd.Series(pd.Categorical(labels, categories=["False", "True"]), index=column.index), rule
@@ -260,6 +265,12 @@ def _coerce_text_column(column: pd.Series) -> tuple[pd.Series, str | None]:
     if len(mixed_types) > 1:
         return converted, f"values of types {sorted(mixed_types)} read as text categories{rule_missing}"
     return converted, (f"categories{rule_missing}" if rule_missing else None)
+
+
+def _boolean_label(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "True" if value.lower() in TRUE_TOKENS else "False"
 
 
 def _is_missing(value) -> bool:

@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 METADATA_FORMAT_VERSION = 1
 DOWNLOAD_TIMEOUT_S = 60
 
-# What happens to an OpenML dataset of each status. Every status is recorded with
-# the dataset; a status not listed here is rejected.
+# Action taken for an OpenML dataset of each status. The status is recorded with the
+# dataset, and a status not listed here is rejected.
 OPENML_STATUS_RULE = {
     "active": "load",
     "deactivated": "load with a warning",
@@ -74,25 +74,29 @@ def fetch_canonical(spec: DatasetSpec, cache_dir: Path) -> CanonicalFile:
     removed with a warning and built again once. A failed fetch leaves the cache as it was.
     """
     path, metadata_path = cache_paths(spec, cache_dir)
-    problem = _cache_problem(spec, path, metadata_path)
-    if problem is None:
+    problem = _cache_problem(path, metadata_path)
+    stale = _stale_reason(spec, metadata_path) if problem is None else None
+    if problem is None and stale is None:
         return _cached_file(path, metadata_path)
-    if problem != "absent":
+    if problem is not None and problem != "absent":
         message = f"cache file {path} is invalid ({problem}); removed it and building it again"
         warnings.warn(message, DataWarning, stacklevel=2)
         logger.warning("dataset %s: %s", spec.name, message)
         path.unlink(missing_ok=True)
         metadata_path.unlink(missing_ok=True)
+    if stale is not None:
+        # The stale file stays until the new one replaces it, so a failed fetch loses nothing.
+        logger.info("dataset %s: refreshing %s: %s", spec.name, path, stale)
 
     frame, metadata = build_canonical(spec)
     write_canonical(frame, metadata, path, metadata_path)
-    problem = _cache_problem(spec, path, metadata_path)
+    problem = _cache_problem(path, metadata_path)
     if problem is not None:
         raise DataError(f"dataset {spec.name!r}: the cache file {path} is invalid right after writing it ({problem})")
     return _cached_file(path, metadata_path)
 
 
-def _cache_problem(spec: DatasetSpec, path: Path, metadata_path: Path) -> str | None:
+def _cache_problem(path: Path, metadata_path: Path) -> str | None:
     """Return why the cached file cannot be used, "absent" if there is none, or None if it is valid."""
     if not path.exists():
         return "absent"
@@ -110,16 +114,20 @@ def _cache_problem(spec: DatasetSpec, path: Path, metadata_path: Path) -> str | 
         return f"its metadata file is not valid JSON: {error}"
     if metadata.get("sha256") != file_sha256(path):
         return "its sha256 differs from the one recorded when it was written"
-    return _stale_reason(spec, metadata)
+    return None
 
 
-def _stale_reason(spec: DatasetSpec, metadata: dict[str, Any]) -> str | None:
+def _stale_reason(spec: DatasetSpec, metadata_path: Path) -> str | None:
+    """Return why a valid cache file no longer matches the entry of `spec`, or None."""
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if metadata.get("source") != spec.source:
         return f"it was fetched from {metadata.get('source')}, but the entry now names {spec.source}"
     if spec.openml is not None and metadata.get("openml_id") != spec.openml:
-        return f"it holds OpenML id {metadata.get('openml_id')}, the entry names {spec.openml}"
+        return f"it contains OpenML id {metadata.get('openml_id')}, the entry names {spec.openml}"
     if spec.version is not None and metadata.get("version") != spec.version:
-        return f"it holds version {metadata.get('version')}, the entry names version {spec.version}"
+        return f"it contains version {metadata.get('version')}, the entry names version {spec.version}"
+    if spec.url is not None and metadata.get("url") != spec.url:
+        return f"it was downloaded from {metadata.get('url')}, the entry names {spec.url}"
     if spec.file is not None:
         source_path = _resolve_file(spec)
         if source_path.is_file() and metadata.get("source_sha256") != file_sha256(source_path):
@@ -266,7 +274,7 @@ def _build_from_url(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
             f"dataset {spec.name!r}: the table read from {spec.url} has table sha256 {table_sha256(frame)}, "
             f"the entry pins {spec.table_sha256}; the source or the reader changed"
         )
-    return frame, {"download_sha256": download_sha256, "original_target": target, "notes": notes,
+    return frame, {"url": spec.url, "download_sha256": download_sha256, "original_target": target, "notes": notes,
                    "status": "downloaded"}
 
 
@@ -277,11 +285,14 @@ def _reader_for_url(url: str) -> str | None:
 
 
 def read_rdata(path: Path, name: str) -> pd.DataFrame:
-    """Read an R data file that holds one list with `x` (samples by features) and `y` (class factor).
+    """Read an R data file that contains one list with `x` (samples by features) and `y` (class factor).
 
     This is the layout of the datamicroarray R package. Features become float32 columns
     named as in the file, or `g00000`, `g00001`, ... when the matrix has no column names.
     """
+    # NOTE: tested only on small files written by the rdata package. Whether the
+    # datamicroarray files read back to the pack's tables (their `table_sha256:`) is
+    # unverified, because those files could not be downloaded here.
     import rdata
 
     try:
@@ -382,9 +393,9 @@ def resolve_openml_version(catalogue: pd.DataFrame, name: str | None = None, dat
                            version: int | None = None) -> pd.Series:
     """Pick one row of an OpenML catalogue (columns name, version, dataset_id, status).
 
-    Rule: an id is taken as given; a name with a version takes that version; a name
-    alone takes its lowest active version, which is what openml-python's
-    `get_dataset(name)` does. The status rule is applied by `check_openml_status`.
+    An id is taken as given, and a name with a version takes that version. A name
+    alone takes its lowest active version, as openml-python 0.15.1 `get_dataset(name)`
+    does. `check_openml_status` then applies the status rule.
     """
     if dataset_id is not None:
         rows = catalogue[catalogue["dataset_id"] == dataset_id]
@@ -446,13 +457,20 @@ def _label_nominal_target(frame: pd.DataFrame, target: str, dataset) -> pd.DataF
     feature = next((f for f in dataset.features.values() if f.name == target), None)
     if feature is None or feature.data_type != "nominal" or target not in frame.columns:
         return frame
-    column = frame[target]
-    labels = column.map(lambda v: None if pd.isna(v) else ("True" if v is True else "False" if v is False else str(v)))
+    labels = frame[target].map(_nominal_label)
     declared = [str(value) for value in (feature.nominal_values or [])]
     categories = declared or sorted(set(labels.dropna()))
     frame = frame.copy()
     frame[target] = pd.Categorical(labels, categories=categories)
     return frame
+
+
+def _nominal_label(value) -> str | None:
+    if pd.isna(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    return str(value)
 
 
 def _compare_missing_counts(dataset, frame: pd.DataFrame, name: str) -> list[str]:
@@ -463,7 +481,8 @@ def _compare_missing_counts(dataset, frame: pd.DataFrame, name: str) -> list[str
         declared = None
     if declared is None or np.isnan(declared) or int(declared) == counted:
         return []
-    message = f"OpenML metadata gives {int(declared)} missing values, the data holds {counted}; the data's count is used"
+    message = (f"OpenML metadata gives {int(declared)} missing values, but the data contains {counted}; "
+               f"the count from the data is used")
     logger.warning("dataset %s: %s", name, message)
     return [message]
 

@@ -37,7 +37,7 @@ def test_load_bool_like_target_is_binary_labels(cases_dir, tmp_path, file_name):
     assert list(dataset.X.columns) == ["loc", "cyclomatic", "halstead_volume"]
 
 
-def test_load_bool_like_target_same_from_csv_and_parquet(cases_dir, tmp_path):
+def test_load_bool_target_csv_equals_parquet(cases_dir, tmp_path):
     from_csv = _load(cases_dir / "C01-bool_like_target.csv", tmp_path / "a", target="defects")
     from_parquet = _load(cases_dir / "C01-bool_like_target.parquet", tmp_path / "b", target="defects")
 
@@ -245,7 +245,9 @@ def test_safe_file_stem_never_leaves_folder(name):
     stem = safe_file_stem(name)
 
     assert stem
-    assert "/" not in stem and "\t" not in stem and not stem.startswith(".")
+    assert "/" not in stem
+    assert "\t" not in stem
+    assert not stem.startswith(".")
     assert len(stem) <= 90
     assert Path(stem).name == stem
 
