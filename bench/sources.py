@@ -6,6 +6,8 @@ target last and named `target`, plus `<stem>.json` with where the table came fro
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -74,13 +76,45 @@ def fetch_canonical(spec: DatasetSpec, cache_dir: Path) -> CanonicalFile:
     removed with a warning and built again once. A failed fetch leaves the cache as it was.
     """
     path, metadata_path = cache_paths(spec, cache_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _exclusive_lock(path.with_name(f".{path.stem}.lock"))
+        lock.__enter__()
+    except OSError as error:
+        # A read-only cache still serves files that are valid and current.
+        if _cache_problem(path, metadata_path) is None and _stale_reason(spec, metadata_path) is None:
+            return _cached_file(path, metadata_path)
+        raise DataError(
+            f"dataset {spec.name!r}: cache folder {path.parent} is not writable ({error}); "
+            f"pass --cache-dir DIR with a writable folder"
+        ) from error
+
+    # Workers of one benchmark load the same dataset at the same time, so one of them
+    # checks and builds the cache file while the others wait.
+    try:
+        return _fetch_locked(spec, path, metadata_path)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path):
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_locked(spec: DatasetSpec, path: Path, metadata_path: Path) -> CanonicalFile:
     problem = _cache_problem(path, metadata_path)
     stale = _stale_reason(spec, metadata_path) if problem is None else None
     if problem is None and stale is None:
         return _cached_file(path, metadata_path)
     if problem is not None and problem != "absent":
         message = f"cache file {path} is invalid ({problem}); removed it and building it again"
-        warnings.warn(message, DataWarning, stacklevel=2)
+        warnings.warn(message, DataWarning, stacklevel=4)
         logger.warning("dataset %s: %s", spec.name, message)
         path.unlink(missing_ok=True)
         metadata_path.unlink(missing_ok=True)

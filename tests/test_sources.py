@@ -305,3 +305,42 @@ def test_datasets_list_pack_entries(data_dir, capsys):
     assert "| us-crime " in output
     assert "| 47 " in output
     assert "| regression " in output
+
+
+def test_fetch_concurrent_loads_build_once(c02_spec, tmp_path):
+    cache = tmp_path / "cache"
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(fetch_canonical(c02_spec, cache).sha256)
+        except Exception as error:  # collected so the assert below shows it
+            errors.append(error)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(results) == 4
+    assert len(set(results)) == 1
+    assert sorted(path.name for path in (cache / "tabular").iterdir()) == [".c02.lock", "c02.json", "c02.parquet"]
+
+
+def test_fetch_unlockable_cache_serves_valid_file(c02_spec, tmp_path):
+    cache = tmp_path / "cache"
+    first = fetch_canonical(c02_spec, cache)
+    # A folder in place of the lock file makes the lock fail even for root, as a
+    # read-only cache does for other users.
+    lock = cache / "tabular" / ".c02.lock"
+    lock.unlink()
+    lock.mkdir()
+
+    second = fetch_canonical(c02_spec, cache)
+    cache_paths(c02_spec, cache)[0].unlink()
+    with pytest.raises(DataError, match=r"cache folder .*tabular is not writable .*pass --cache-dir DIR"):
+        fetch_canonical(c02_spec, cache)
+
+    assert second.sha256 == first.sha256
