@@ -29,7 +29,8 @@ SOURCE_KEYS = ("openml", "file", "url")
 # the same fields except the identity ones (name and the source keys).
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
-    "openml": (int,),
+    # An OpenML dataset id, or a name resolved by the rule in `bench.sources`.
+    "openml": (int, str),
     "version": (int,),
     "file": (str,),
     "url": (str,),
@@ -57,7 +58,7 @@ class DatasetSpec:
     """One dataset entry of `datasets.yaml`, with defaults filled in."""
 
     name: str
-    openml: int | None = None
+    openml: int | str | None = None
     version: int | None = None
     file: str | None = None
     url: str | None = None
@@ -258,11 +259,12 @@ def _target_names(target: str | list | None) -> list[str]:
 
 
 def _default_name(entry: dict[str, Any]) -> str:
-    # NOTE: an OpenML entry without `name:` is named `openml-<id>`, not by its OpenML
+    # NOTE: an OpenML id entry without `name:` is named `openml-<id>`, not by its OpenML
     # name, so the name and the result ids stay the same before and after the
     # description is fetched. The loader records the OpenML name in the dataset's source.
     if "openml" in entry:
-        return f"openml-{entry['openml']}"
+        openml = entry["openml"]
+        return openml if isinstance(openml, str) else f"openml-{openml}"
     if "file" in entry:
         return Path(entry["file"]).stem
     return Path(entry["url"].split("?")[0]).stem

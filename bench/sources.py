@@ -156,8 +156,8 @@ def _stale_reason(spec: DatasetSpec, metadata_path: Path) -> str | None:
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if metadata.get("source") != spec.source:
         return f"it was fetched from {metadata.get('source')}, but the entry now names {spec.source}"
-    if spec.openml is not None and metadata.get("openml_id") != spec.openml:
-        return f"it contains OpenML id {metadata.get('openml_id')}, the entry names {spec.openml}"
+    if spec.openml is not None and metadata.get("openml_request") != spec.openml:
+        return f"it was fetched for OpenML {metadata.get('openml_request')!r}, the entry names {spec.openml!r}"
     if spec.version is not None and metadata.get("version") != spec.version:
         return f"it contains version {metadata.get('version')}, the entry names version {spec.version}"
     if spec.url is not None and metadata.get("url") != spec.url:
@@ -361,26 +361,27 @@ def read_rdata(path: Path, name: str) -> pd.DataFrame:
 def _build_from_openml(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
     import openml
 
-    dataset, description = _get_openml_dataset(spec.openml, spec.name)
+    dataset_id = spec.openml if isinstance(spec.openml, int) else _resolve_openml_name(spec.openml, spec.version, spec.name)
+    dataset, description = _get_openml_dataset(dataset_id, spec.name)
     status = description.get("oml:status", "active")
-    notes = [f"OpenML dataset {spec.openml} {dataset.name!r} version {dataset.version}, status {status}"]
-    notes.extend(check_openml_status(spec.openml, status, spec.name))
+    notes = [f"OpenML dataset {dataset_id} {dataset.name!r} version {dataset.version}, status {status}"]
+    notes.extend(check_openml_status(dataset_id, status, spec.name))
     if spec.version is not None and int(dataset.version) != spec.version:
         raise DataError(
-            f"dataset {spec.name!r}: OpenML id {spec.openml} is version {dataset.version} of {dataset.name!r}, "
+            f"dataset {spec.name!r}: OpenML id {dataset_id} is version {dataset.version} of {dataset.name!r}, "
             f"but the entry names version {spec.version}; fix `version:` or use the id of that version"
         )
 
     target = spec.target or dataset.default_target_attribute
     if not target:
         raise DataError(
-            f"dataset {spec.name!r}: no target declared (OpenML dataset {spec.openml} has no default target); "
+            f"dataset {spec.name!r}: no target declared (OpenML dataset {dataset_id} has no default target); "
             f"set `target: COLUMN` in datasets.yaml"
         )
     try:
         frame, _, categorical, names = dataset.get_data(target=None, include_row_id=True, include_ignore_attribute=True)
     except (openml.exceptions.OpenMLServerError, OSError) as error:
-        raise DataError(f"dataset {spec.name!r}: reading OpenML dataset {spec.openml} failed: {error}") from error
+        raise DataError(f"dataset {spec.name!r}: reading OpenML dataset {dataset_id} failed: {error}") from error
 
     dropped = []
     for attribute in [dataset.row_id_attribute, *(_as_list(dataset.ignore_attribute))]:
@@ -391,12 +392,13 @@ def _build_from_openml(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]
         notes.append(f"dropped OpenML row-id and ignore attribute(s): {dropped}")
 
     frame = _label_nominal_target(frame, target, dataset)
-    frame, coerce_notes = coerce_columns(frame, where=f"OpenML dataset {spec.openml}")
+    frame, coerce_notes = coerce_columns(frame, where=f"OpenML dataset {dataset_id}")
     notes.extend(coerce_notes)
     frame = canonical_frame(frame, target, spec.name)
     notes.extend(_compare_missing_counts(dataset, frame, spec.name))
     return frame, {
-        "openml_id": spec.openml,
+        "openml_request": spec.openml,
+        "openml_id": dataset_id,
         "openml_name": dataset.name,
         "version": int(dataset.version),
         "status": status,
@@ -404,7 +406,7 @@ def _build_from_openml(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]
         "openml_feature_types": {feature.name: feature.data_type for feature in dataset.features.values()},
         "dropped_attributes": dropped,
         "notes": notes,
-        "source_text": f"openml:{spec.openml}@v{dataset.version} ({dataset.name}, {status})",
+        "source_text": f"openml:{dataset_id}@v{dataset.version} ({dataset.name}, {status})",
     }
 
 
@@ -428,8 +430,9 @@ def resolve_openml_version(catalogue: pd.DataFrame, name: str | None = None, dat
     """Pick one row of an OpenML catalogue (columns name, version, dataset_id, status).
 
     An id is taken as given, and a name with a version takes that version. A name
-    alone takes its lowest active version, as openml-python 0.15.1 `get_dataset(name)`
-    does. `check_openml_status` then applies the status rule.
+    alone takes its lowest active version. openml-python 0.15.1 `get_dataset(name)`
+    takes the lowest active id instead, which is the same version when ids grow with
+    versions. `check_openml_status` then applies the status rule.
     """
     if dataset_id is not None:
         rows = catalogue[catalogue["dataset_id"] == dataset_id]
@@ -450,6 +453,26 @@ def resolve_openml_version(catalogue: pd.DataFrame, name: str | None = None, dat
     if active.empty:
         raise DataError(f"OpenML dataset {name!r} has no active version; name a version or an id")
     return active.iloc[0]
+
+
+def _resolve_openml_name(name: str, version: int | None, dataset_name: str) -> int:
+    """Return the OpenML id for a dataset name, by `resolve_openml_version` on the server's list."""
+    import openml
+
+    try:
+        listed = openml.datasets.list_datasets(data_name=name, status="all", output_format="dataframe")
+    except Exception as error:  # openml raises requests, urllib3 and server errors
+        raise DataError(
+            f"dataset {dataset_name!r}: listing the OpenML versions of {name!r} failed ({type(error).__name__}: "
+            f"{str(error)[:300]}); name the dataset id in `openml:` to load it from the cache offline"
+        ) from error
+    if listed.empty:
+        raise DataError(f"dataset {dataset_name!r}: OpenML dataset name {name!r} not found")
+    catalogue = listed.rename(columns={"did": "dataset_id"})[["name", "version", "dataset_id", "status"]]
+    row = resolve_openml_version(catalogue, name=name, version=version)
+    logger.info("dataset %s: OpenML name %r resolved to id %d (version %d, %s)",
+                dataset_name, name, row["dataset_id"], row["version"], row["status"])
+    return int(row["dataset_id"])
 
 
 def _get_openml_dataset(dataset_id: int, name: str):

@@ -52,7 +52,7 @@ def test_config_defaults_filled_and_overridden(tmp_path):
     "entry, message",
     [
         ("  - openml: 31\n    colour: red\n", r"datasets.yaml:2 \(entry 1\): unknown key\(s\) \['colour'\]"),
-        ("  - openml: thirty-one\n", r"datasets.yaml:2 \(entry 1\): field 'openml' must be int, got 'thirty-one'"),
+        ("  - openml: 1.5\n", r"datasets.yaml:2 \(entry 1\): field 'openml' must be int or str, got 1.5"),
         ("  - openml: 31\n    task: classification\n", r"task 'classification' is not one of \['binary', "),
         ("  - openml: 31\n    domain: genomics\n", r"domain 'genomics' is not one of \['tabular', 'omics'\]"),
         ("  - openml: 31\n    file: a.csv\n", r"give exactly one source, got \['openml', 'file'\]"),
@@ -124,3 +124,13 @@ def test_config_repository_file_matches_manifest(data_dir):
     assert len(omics) == 13
     assert all(spec.url.startswith("https://raw.githubusercontent.com/ramhiser/datamicroarray/") for spec in omics)
     assert all(spec.reader == "rdata" and spec.table_sha256 for spec in omics)
+
+
+def test_config_openml_name_with_version(tmp_path):
+    config = load_config(_write(tmp_path, "datasets:\n  - openml: tumor_expr\n    version: 4\n"))
+
+    (spec,) = config.datasets
+    assert spec.name == "tumor_expr"
+    assert spec.openml == "tumor_expr"
+    assert spec.version == 4
+    assert spec.describe_source() == "openml:tumor_expr@v4"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -266,3 +268,169 @@ def test_openml_live_server_iris(tmp_path):
         openml.config.set_root_cache_directory(saved_root)
 
     assert (dataset.n_samples, dataset.n_features, dataset.n_classes) == (150, 4, 3)
+
+
+# ---- Versions and status through the real client and a loopback stub server ------------
+
+STUB_ROWS = [
+    "1.0,0.5,A,x", "1.2,0.4,A,y", "0.9,0.6,A,x", "1.1,0.5,A,y", "1.3,0.7,A,z", "0.8,0.4,A,z",
+    "2.0,1.5,B,x", "2.2,1.4,B,y", "1.9,1.6,B,x", "2.1,1.5,B,y", "2.3,1.7,B,z", "1.8,1.4,B,z",
+]
+
+
+class _OpenMLStub(http.server.BaseHTTPRequestHandler):
+    """Serve the OpenML XML API calls of `get_dataset` and `list_datasets` for a catalogue."""
+
+    catalogue: pd.DataFrame
+    base_url: str
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        if parts[:2] == ["files", parts[1]] and parts[1].endswith(".arff"):
+            return self._send(200, self._arff(int(parts[1].removesuffix(".arff"))))
+        api = parts[3:] if parts[:3] == ["api", "v1", "xml"] else []
+        if api[:2] == ["data", "list"]:
+            return self._list(dict(zip(api[2::2], api[3::2])))
+        if len(api) == 2 and api[0] == "data":
+            return self._send(200, self._description(self._row(int(api[1]))))
+        if len(api) == 3 and api[:2] == ["data", "features"]:
+            return self._send(200, self._features())
+        if len(api) == 3 and api[:2] == ["data", "qualities"]:
+            return self._send(200, '<oml:data_qualities xmlns:oml="http://openml.org/openml"><oml:quality>'
+                                   "<oml:name>NumberOfMissingValues</oml:name><oml:value>0</oml:value>"
+                                   "</oml:quality></oml:data_qualities>")
+        return self._send(404, "not found")
+
+    def _row(self, dataset_id: int) -> pd.Series:
+        return self.catalogue[self.catalogue["dataset_id"] == dataset_id].iloc[0]
+
+    def _list(self, filters: dict[str, str]):
+        rows = self.catalogue[self.catalogue["name"] == filters.get("data_name")]
+        if filters.get("status", "active") != "all":
+            rows = rows[rows["status"] == filters.get("status", "active")]
+        if "data_version" in filters:
+            rows = rows[rows["version"] == int(filters["data_version"])]
+        if int(filters.get("offset", 0)) > 0 or rows.empty:
+            return self._send(412, '<oml:error xmlns:oml="http://openml.org/openml"><oml:code>372</oml:code>'
+                                   "<oml:message>No results</oml:message></oml:error>")
+        items = "".join(
+            f"<oml:dataset><oml:did>{row.dataset_id}</oml:did><oml:name>{row.name}</oml:name>"
+            f"<oml:version>{row.version}</oml:version><oml:status>{row.status}</oml:status>"
+            f"<oml:format>ARFF</oml:format></oml:dataset>"
+            for row in rows.itertuples()
+        )
+        return self._send(200, f'<oml:data xmlns:oml="http://openml.org/openml">{items}</oml:data>')
+
+    def _description(self, row: pd.Series) -> str:
+        return (
+            '<oml:data_set_description xmlns:oml="http://openml.org/openml">'
+            f"<oml:id>{row['dataset_id']}</oml:id><oml:name>{row['name']}</oml:name>"
+            f"<oml:version>{row['version']}</oml:version><oml:description>fictional</oml:description>"
+            f"<oml:format>ARFF</oml:format><oml:upload_date>{row['upload_date']}T00:00:00</oml:upload_date>"
+            f"<oml:licence>Public</oml:licence><oml:url>{self.base_url}/files/{row['dataset_id']}.arff</oml:url>"
+            f"<oml:file_id>{row['dataset_id']}</oml:file_id>"
+            f"<oml:default_target_attribute>{row['default_target']}</oml:default_target_attribute>"
+            f"<oml:visibility>public</oml:visibility><oml:status>{row['status']}</oml:status>"
+            "</oml:data_set_description>"
+        )
+
+    def _features(self) -> str:
+        features = [("g1", "numeric", []), ("g2", "numeric", []), ("class", "nominal", ["A", "B"]),
+                    ("subtype", "nominal", ["x", "y", "z"])]
+        items = "".join(
+            f"<oml:feature><oml:index>{index}</oml:index><oml:name>{name}</oml:name>"
+            f"<oml:data_type>{kind}</oml:data_type>"
+            + "".join(f"<oml:nominal_value>{value}</oml:nominal_value>" for value in values)
+            + "<oml:is_target>false</oml:is_target><oml:is_ignore>false</oml:is_ignore>"
+            "<oml:is_row_identifier>false</oml:is_row_identifier>"
+            "<oml:number_of_missing_values>0</oml:number_of_missing_values></oml:feature>"
+            for index, (name, kind, values) in enumerate(features)
+        )
+        return f'<oml:data_features xmlns:oml="http://openml.org/openml">{items}</oml:data_features>'
+
+    def _arff(self, dataset_id: int) -> str:
+        header = ("@relation tumor_expr\n@attribute g1 numeric\n@attribute g2 numeric\n"
+                  "@attribute class {A,B}\n@attribute subtype {x,y,z}\n@data\n")
+        return header + "\n".join(STUB_ROWS) + "\n"
+
+    def _send(self, code: int, body: str):
+        data = body.encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "text/xml" if code != 404 else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def openml_stub(catalogue, tmp_path):
+    """Serve the versions catalogue as an OpenML server on 127.0.0.1 and point openml at it."""
+    import openml
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OpenMLStub)
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    _OpenMLStub.catalogue = catalogue
+    _OpenMLStub.base_url = base_url
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    saved = (openml.config.get_cache_directory(), openml.config.server, openml.config.connection_n_retries)
+    openml.config.set_root_cache_directory(tmp_path / "openml-cache")
+    openml.config.server = f"{base_url}/api/v1/xml"
+    openml.config.connection_n_retries = 1
+    yield tmp_path / "cache"
+    openml.config.set_root_cache_directory(Path(saved[0]).parents[2])
+    openml.config.server, openml.config.connection_n_retries = saved[1], saved[2]
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_stub_name_alone_loads_lowest_active(openml_stub):
+    spec = DatasetSpec(name="tumor_expr", openml="tumor_expr")
+
+    dataset = load_dataset(spec, data_dir=None, cache_dir=openml_stub)
+
+    assert dataset.source == "openml:900002@v2 (tumor_expr, active)"
+    assert dataset.classes == ("A", "B")
+    assert "subtype" in dataset.X.columns
+    metadata = _metadata(spec, openml_stub)
+    assert (metadata["openml_id"], metadata["version"], metadata["original_target"]) == (900002, 2, "class")
+
+
+def test_stub_deactivated_id_loads_with_warning(openml_stub):
+    spec = DatasetSpec(name="tumor_v1", openml=900001)
+
+    with pytest.warns(DataWarning, match=r"OpenML dataset 900001 is deactivated"):
+        dataset = load_dataset(spec, data_dir=None, cache_dir=openml_stub)
+
+    assert dataset.source == "openml:900001@v1 (tumor_expr, deactivated)"
+
+
+def test_stub_in_preparation_id_rejected(openml_stub):
+    spec = DatasetSpec(name="tumor_v3", openml=900003)
+
+    with pytest.raises(DataError, match=r"OpenML dataset 900003 has status 'in_preparation' and is not loaded"):
+        load_dataset(spec, data_dir=None, cache_dir=openml_stub)
+
+    assert not cache_paths(spec, openml_stub)[0].exists()
+
+
+def test_stub_name_with_version_uses_its_target(openml_stub):
+    spec = DatasetSpec(name="tumor_v4", openml="tumor_expr", version=4)
+
+    dataset = load_dataset(spec, data_dir=None, cache_dir=openml_stub)
+
+    assert dataset.source == "openml:900004@v4 (tumor_expr, active)"
+    assert dataset.classes == ("x", "y", "z")
+    assert "class" in dataset.X.columns
+    assert _metadata(spec, openml_stub)["original_target"] == "subtype"
+
+
+def test_stub_unknown_name_raises(openml_stub):
+    spec = DatasetSpec(name="other", openml="no_such_dataset")
+
+    with pytest.raises(DataError, match=r"OpenML dataset name 'no_such_dataset' not found"):
+        load_dataset(spec, data_dir=None, cache_dir=openml_stub)
