@@ -291,7 +291,11 @@ def _build_from_url(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
                 f"check the source and update `sha256:` only if the change is expected"
             )
         if spec.sha256 is None:
+            # NOTE: without `sha256:` any download is accepted whose table matches
+            # `table_sha256:`; the config rejects a `url:` entry that has neither.
             notes.append(f"download sha256 not pinned; the download had sha256 {download_sha256}")
+            logger.warning("dataset %s: download sha256 not pinned; %s had sha256 %s",
+                           spec.name, spec.url, download_sha256)
 
         reader = spec.reader or _reader_for_url(spec.url)
         if reader == "rdata":

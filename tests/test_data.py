@@ -100,6 +100,13 @@ def test_load_canonical_file_needs_no_target(tmp_path):
     assert list(dataset.X.columns) == ["a", "b"]
 
 
+def test_load_feature_named_target_raises(tmp_path):
+    path = _write_csv(tmp_path / "clash.csv", "a,target,label\n1,2,x\n2,3,y\n")
+
+    with pytest.raises(DataError, match=r"the feature column 'target' clashes with the canonical target name"):
+        _load(path, tmp_path / "cache", target="label")
+
+
 def test_load_missing_target_values_dropped_and_noted(tmp_path):
     path = _write_csv(tmp_path / "gaps.csv", "a,target\n1,x\n2,?\n3,y\n4,\n5,x\n6,y\n")
 
@@ -253,7 +260,7 @@ def test_safe_file_stem_never_leaves_folder(name):
 
 
 def test_safe_file_stem_keeps_pack_names(data_dir):
-    for path in sorted((data_dir / "tabular").glob("*.parquet")):
+    for path in sorted(data_dir.glob("*/*.parquet")):
         assert safe_file_stem(path.stem) == path.stem
         assert find_in_data_dir(path.stem, data_dir) == path
 
