@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.config import ConfigError, load_config
 from bench.data import DATA_DIR_ENV, DataError
+from bench.datasets_cli import add_datasets_parser
 
 logger = logging.getLogger("bench")
 
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     ladder.add_argument("--n-classes", type=int, default=2, help="classes; 0 or 1 means regression (default 2)")
     ladder.add_argument("--n-samples", type=int, default=100, help="training samples (default 100)")
     ladder.set_defaults(handler=_ladder)
+
+    add_datasets_parser(commands)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,20 +29,24 @@ SOURCE_KEYS = ("openml", "file", "url")
 # the same fields except the identity ones (name and the source keys).
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
-    "openml": (int,),
+    # An OpenML dataset id, or a name resolved by the rule in `bench.sources`.
+    "openml": (int, str),
     "version": (int,),
     "file": (str,),
     "url": (str,),
     "sha256": (str,),
-    "target": (str,),
+    # A list is accepted only to report a multi-target entry with a clear error.
+    "target": (str, list),
     "task": (str,),
     "ignore": (list,),
     "domain": (str,),
     "tags": (list,),
     "reference": (str,),
     "reader": (str,),
+    "table_sha256": (str,),
 }
-IDENTITY_FIELDS = ("name", "openml", "file", "url", "sha256", "version")
+IDENTITY_FIELDS = ("name", "openml", "file", "url", "sha256", "version", "table_sha256")
+READERS = ("parquet", "csv", "tsv", "arff", "rdata")
 
 
 class ConfigError(ValueError):
@@ -53,7 +58,7 @@ class DatasetSpec:
     """One dataset entry of `datasets.yaml`, with defaults filled in."""
 
     name: str
-    openml: int | None = None
+    openml: int | str | None = None
     version: int | None = None
     file: str | None = None
     url: str | None = None
@@ -65,6 +70,7 @@ class DatasetSpec:
     tags: tuple[str, ...] = ()
     reference: str | None = None
     reader: str | None = None
+    table_sha256: str | None = None
     line: int = 0
     config_dir: Path = field(default=Path("."), compare=False)
 
@@ -187,11 +193,33 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
     sources = [key for key in SOURCE_KEYS if key in entry]
     if len(sources) > 1:
         raise ConfigError(f"{where}: give exactly one source, got {sources}; keep one of openml, file, url")
-    if "url" in entry and "sha256" not in entry:
-        raise ConfigError(f"{where}: a `url:` source needs `sha256:` of the file, so the download can be verified")
+    # A `url:` is verified by the hash of the downloaded file (`sha256:`) or, when
+    # that hash is not known yet, by the hash of the table read from it (`table_sha256:`).
+    if "url" in entry and "sha256" not in entry and "table_sha256" not in entry:
+        raise ConfigError(
+            f"{where}: a `url:` source needs `sha256:` of the file (or `table_sha256:` of the table read "
+            f"from it), so the download can be verified"
+        )
+    for hash_key in ("sha256", "table_sha256"):
+        if hash_key in entry and not re.fullmatch(r"[0-9a-f]{64}", entry[hash_key]):
+            raise ConfigError(f"{where}: {hash_key!r} must be 64 lowercase hex digits, got {entry[hash_key]!r}")
+    reader = merged.get("reader")
+    if reader is not None and reader not in READERS:
+        raise ConfigError(f"{where}: reader {reader!r} is not one of {list(READERS)}")
+    target = merged.get("target")
+    target_names = _target_names(target)
+    if len(target_names) > 1:
+        raise ConfigError(
+            f"{where}: multiple targets declared ({len(target_names)}); multi-target not supported; "
+            f"set `target:` to one of {target_names} and list the others under `ignore:`"
+        )
+    if target is not None and not target_names:
+        raise ConfigError(f"{where}: field 'target' is empty; name the target column or remove the field")
     if not sources and "name" not in entry:
         raise ConfigError(f"{where}: an entry needs a source (`openml: ID`, `file: PATH`, `url: URL`) or a `name:`")
 
+    if "name" in entry and not entry["name"].strip():
+        raise ConfigError(f"{where}: field 'name' is empty; give the dataset a name or remove the field")
     name = merged.get("name") or _default_name(merged)
     task = merged.get("task")
     if task is not None:
@@ -211,6 +239,7 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
     values = {key: value for key, value in merged.items() if key in known}
     values.update(
         name=name,
+        target=target_names[0] if target_names else None,
         task=task,
         domain=domain,
         ignore=tuple(merged.get("ignore", ())),
@@ -221,11 +250,21 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
     return DatasetSpec(**values)
 
 
+def _target_names(target: str | list | None) -> list[str]:
+    """Return the column names of a target field; OpenML writes several as `a,b,c`."""
+    if target is None:
+        return []
+    items = target if isinstance(target, list) else target.split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 def _default_name(entry: dict[str, Any]) -> str:
-    # NOTE: an OpenML entry without `name:` is named `openml-<id>` until its
-    # description is fetched; the loader then reports the OpenML name too.
+    # NOTE: an OpenML id entry without `name:` is named `openml-<id>`, not by its OpenML
+    # name, so the name and the result ids stay the same before and after the
+    # description is fetched. The loader records the OpenML name in the dataset's source.
     if "openml" in entry:
-        return f"openml-{entry['openml']}"
+        openml = entry["openml"]
+        return openml if isinstance(openml, str) else f"openml-{openml}"
     if "file" in entry:
         return Path(entry["file"]).stem
     return Path(entry["url"].split("?")[0]).stem

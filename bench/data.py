@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.parquet
 
 from bench.config import DatasetSpec, TaskType
 
@@ -21,10 +25,24 @@ DATA_DIR_ENV = "OCCAM_DATA_DIR"
 CACHE_DIR_ENV = "OCCAM_CACHE_DIR"
 # Folders of a data directory searched for `<name>.parquet`, in order.
 DATA_DIR_FOLDERS = ("", "tabular", "omics")
+# Text cells read as missing in CSV, TSV and text columns of other formats. "unknown" is
+# included so that a numeric column with "unknown" cells stays numeric.
+MISSING_TOKENS = frozenset({"", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "unknown"})
+# Text values of a boolean column, compared in lower case. Such a column becomes the
+# categories "False" and "True", so a bool-looking class label stays a label.
+TRUE_TOKENS = frozenset({"true", "yes", "t", "y", "1"})
+FALSE_TOKENS = frozenset({"false", "no", "f", "n", "0"})
+# Features per sample from which a dataset is noted as p >> n.
+WIDE_FEATURES_PER_SAMPLE = 10
+SAFE_STEM_MAX_CHARS = 80
 
 
 class DataError(ValueError):
     """Raised when a dataset cannot be loaded or is unusable; the message names the dataset."""
+
+
+class DataWarning(UserWarning):
+    """Warned when a dataset loads but the user should check it (a rebuilt cache, a deactivated dataset)."""
 
 
 @dataclass
@@ -63,12 +81,26 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "occam-bench"
 
 
+def safe_file_stem(name: str) -> str:
+    """Return a file name stem for a dataset name that may hold any character.
+
+    Letters, digits, `.`, `_` and `-` are kept. Any other name is rewritten and gets
+    8 hex digits of its sha256, so two names never share a file.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")[:SAFE_STEM_MAX_CHARS]
+    if stem == name and stem:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{stem or 'dataset'}-{digest}"
+
+
 def find_in_data_dir(name: str, data_dir: Path | None) -> Path | None:
-    """Return `<data_dir>/[tabular|omics/]<name>.parquet` if one exists."""
+    """Return `<data_dir>/[tabular|omics/]<stem>.parquet` if one exists, `stem` from `safe_file_stem`."""
     if data_dir is None:
         return None
+    stem = safe_file_stem(name)
     for folder in DATA_DIR_FOLDERS:
-        candidate = data_dir / folder / f"{name}.parquet"
+        candidate = data_dir / folder / f"{stem}.parquet"
         if candidate.is_file():
             return candidate
     return None
@@ -87,9 +119,166 @@ def read_parquet(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: not a valid Parquet file (the file is empty); replace or delete it")
     try:
+        names = pyarrow.parquet.read_schema(path).names
+    except (pyarrow.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: not a valid Parquet file ({error}); replace or delete it") from error
+    _check_unique_columns(names, str(path))
+    try:
         return pd.read_parquet(path)
     except (pyarrow.ArrowInvalid, OSError) as error:
         raise DataError(f"{path}: not a valid Parquet file ({error}); replace or delete it") from error
+
+
+def read_table(path: Path, reader: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Read a Parquet, CSV, TSV or ARFF file into one type per column, with notes on the rules used."""
+    if not path.is_file():
+        raise DataError(f"file not found: {path}; check the `file:` entry in datasets.yaml")
+    kind = reader or _reader_for(path)
+    if kind == "parquet":
+        frame = read_parquet(path)
+    elif kind in ("csv", "tsv"):
+        frame = _read_text_table(path, "\t" if kind == "tsv" else ",")
+    elif kind == "arff":
+        frame = _read_arff(path)
+    else:
+        raise DataError(f"{path}: no reader for this file; set `reader:` to one of parquet, csv, tsv, arff")
+    return coerce_columns(frame, where=str(path))
+
+
+def _reader_for(path: Path) -> str | None:
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    for suffix in reversed(suffixes):
+        if suffix in (".gz", ".bz2", ".xz", ".zip"):
+            continue
+        return {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv",
+                ".arff": "arff", ".rdata": "rdata", ".rda": "rdata"}.get(suffix)
+    return None
+
+
+def _read_text_table(path: Path, separator: str) -> pd.DataFrame:
+    # The header is read separately, because pandas renames a duplicate `a` to `a.1`.
+    # NOTE: compressed text files skip this check, so their duplicate names arrive renamed.
+    header = None
+    if path.suffix.lower() not in (".gz", ".bz2", ".xz", ".zip"):
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle, delimiter=separator), [])
+        _check_unique_columns(header, str(path))
+    file_kind = "CSV" if separator == "," else "TSV"
+    try:
+        frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: not a valid {file_kind} file ({error})") from error
+    if header is not None and len(header) == frame.shape[1]:
+        frame.columns = header
+    return frame
+
+
+def _read_arff(path: Path) -> pd.DataFrame:
+    import arff  # liac-arff
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = arff.load(handle)
+    except (arff.ArffException, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a valid ARFF file ({error})") from error
+    names = [name for name, _ in content["attributes"]]
+    _check_unique_columns(names, str(path))
+    frame = pd.DataFrame(content["data"], columns=names)
+    for name, kind in content["attributes"]:
+        if isinstance(kind, list):
+            frame[name] = pd.Categorical(frame[name], categories=[str(value) for value in kind])
+        elif str(kind).upper() in ("NUMERIC", "REAL", "INTEGER"):
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype(float)
+    return frame
+
+
+def _check_unique_columns(names: list, where: str) -> None:
+    seen: set[str] = set()
+    duplicated = sorted({str(name) for name in names if str(name) in seen or seen.add(str(name))})
+    if duplicated:
+        raise DataError(f"{where}: duplicate column names {duplicated}; rename them in the source")
+
+
+def coerce_columns(frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """Give each text or mixed-type column exactly one type, decided on the whole column.
+
+    The rule, in order:
+    1. Cells in MISSING_TOKENS become missing.
+    2. A column whose other cells all parse as numbers becomes int64 when it has no
+       missing cell and only integers, else float64.
+    3. A column of boolean words (true/false, yes/no, with 1/0 allowed) becomes the
+       categories "False" and "True".
+    4. Any other column becomes a categorical of strings.
+    """
+    notes: list[str] = []
+    frame = frame.copy()
+    frame.columns = _clean_column_names(list(frame.columns), where, notes)
+    for position, name in enumerate(frame.columns):
+        column = frame.iloc[:, position]
+        if not (column.dtype == object or pd.api.types.is_string_dtype(column.dtype)):
+            continue
+        converted, rule = _coerce_text_column(column)
+        frame[name] = converted
+        if rule:
+            notes.append(f"column {name!r}: {rule}")
+    return frame, notes
+
+
+def _clean_column_names(names: list, where: str, notes: list[str]) -> list[str]:
+    # A column name is only a label: it is never used in a file path, so any text is
+    # allowed, but it must be non-empty so that notes and errors can name it.
+    cleaned = []
+    for position, name in enumerate(names):
+        text = "" if name is None else str(name)
+        if not text.strip() or text.startswith("Unnamed: "):
+            text = f"column_{position}"
+            notes.append(f"column {position} has an empty name; named {text!r}")
+        cleaned.append(text)
+    _check_unique_columns(cleaned, where)
+    return cleaned
+
+
+def _coerce_text_column(column: pd.Series) -> tuple[pd.Series, str | None]:
+    text = column.map(lambda value: None if _is_missing(value) else str(value).strip())
+    missing_tokens = sorted({str(v).strip() for v in column[text.isna() & column.notna()]})
+    present = text.dropna()
+    rule_missing = f"; {missing_tokens} read as missing" if missing_tokens else ""
+
+    numbers = pd.to_numeric(present, errors="coerce")
+    if len(present) and numbers.notna().all():
+        values = pd.to_numeric(text, errors="coerce")
+        if not values.isna().any() and np.all(np.mod(values.to_numpy(dtype=float), 1) == 0):
+            return values.astype("int64"), (f"integers{rule_missing}" if rule_missing else None)
+        return values.astype("float64"), (f"numbers{rule_missing}" if rule_missing else None)
+
+    lowered = set(present.str.lower())
+    has_word = bool(lowered & {"true", "false", "yes", "no", "t", "f", "y", "n"})
+    if present.size and has_word and lowered <= TRUE_TOKENS | FALSE_TOKENS:
+        labels = text.map(_boolean_label)
+        mixed = sorted(set(present))
+        rule = f"boolean words {mixed} read as categories 'False'/'True'{rule_missing}"
+        return pd.Series(pd.Categorical(labels, categories=["False", "True"]), index=column.index), rule
+
+    categories = sorted(set(present))
+    converted = pd.Series(pd.Categorical(text, categories=categories), index=column.index)
+    mixed_types = {type(v).__name__ for v in column.dropna() if not _is_missing(v)}
+    if len(mixed_types) > 1:
+        return converted, f"values of types {sorted(mixed_types)} read as text categories{rule_missing}"
+    return converted, (f"categories{rule_missing}" if rule_missing else None)
+
+
+def _boolean_label(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "True" if value.lower() in TRUE_TOKENS else "False"
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in MISSING_TOKENS
 
 
 def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, cache_dir: Path | None = None) -> Dataset:
@@ -140,8 +329,8 @@ def prepare_dataset(
 
     y = frame[target]
     X = frame.drop(columns=[target, *ignored])
-    if X.shape[1] == 0:
-        raise DataError(f"dataset {name!r}: no feature columns besides the target {target!r}")
+    X, column_notes = _check_features(name, X)
+    notes.extend(column_notes)
 
     missing_target = int(y.isna().sum())
     if missing_target:
@@ -161,6 +350,37 @@ def prepare_dataset(
     if y.isna().any() or not np.isfinite(y.to_numpy(dtype=float)).all():
         raise DataError(f"dataset {name!r}: regression target has non-numeric or infinite values")
     return Dataset(name, X, y.astype(float), task, spec.domain, source, sha256, notes=notes)
+
+
+def _check_features(name: str, X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Drop all-missing feature columns and note constant ones, missing cells and p >> n."""
+    notes: list[str] = []
+    all_missing = [column for column in X.columns if X[column].isna().all()]
+    if all_missing:
+        X = X.drop(columns=all_missing)
+        notes.append(f"dropped {len(all_missing)} all-missing feature column(s): {_first_names(all_missing)}")
+    if X.shape[1] == 0:
+        raise DataError(f"dataset {name!r}: no usable feature columns besides the target")
+
+    constant = [column for column in X.columns if X[column].nunique(dropna=True) <= 1]
+    if constant:
+        # Kept: the preprocessing scales a zero standard deviation as 1, so they become 0.
+        notes.append(f"{len(constant)} constant feature column(s), kept: {_first_names(constant)}")
+    missing_per_column = X.isna().sum()
+    missing_per_column = missing_per_column[missing_per_column > 0]
+    if len(missing_per_column):
+        counts = {str(column): int(count) for column, count in missing_per_column.items()}
+        notes.append(f"{int(missing_per_column.sum())} missing feature cells (counted in the data): "
+                     f"{dict(list(counts.items())[:5])}")
+    n_samples, n_features = X.shape
+    if n_features >= WIDE_FEATURES_PER_SAMPLE * n_samples:
+        notes.append(f"p >> n: {n_features} features for {n_samples} samples")
+    return X, notes
+
+
+def _first_names(names: list, limit: int = 5) -> str:
+    shown = [str(name) for name in names[:limit]]
+    return f"{shown}" + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[TaskType, str | None]:
@@ -188,7 +408,8 @@ def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[Ta
 
 def _classification_dataset(spec, X, y, task, source, sha256, notes) -> Dataset:
     name = spec.name
-    labels = y.map(_label_text)
+    # Plain text labels, so that declared categories without a sample are not counted as classes.
+    labels = pd.Series([_label_text(value) for value in y], dtype=object)
     counts = labels.value_counts()
     if len(counts) < 2:
         raise DataError(f"dataset {name!r}: the target has a single class {list(counts.index)}; nothing to classify")
@@ -199,7 +420,10 @@ def _classification_dataset(spec, X, y, task, source, sha256, notes) -> Dataset:
     if singletons:
         keep = ~labels.isin(singletons).to_numpy()
         X, labels = X.loc[keep].reset_index(drop=True), labels.loc[keep].reset_index(drop=True)
-        notes.append(f"dropped class(es) {singletons} with 1 sample each: a class needs 2 samples to be trained and tested")
+        notes.append(
+            f"dropped class(es) {singletons} with 1 sample each: a class needs 2 samples to be in "
+            f"the train and the test part of a split"
+        )
         counts = labels.value_counts()
     if len(counts) < 2:
         raise DataError(f"dataset {name!r}: fewer than 2 classes with at least 2 samples")

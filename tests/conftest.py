@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPOSITORY_ROOT.parent / "shared"
+# The shared folder sits next to the repository, or two levels up for a git worktree
+# kept in a folder of worktrees.
+SHARED = next(
+    (folder / "shared" for folder in REPOSITORY_ROOT.parents[:2] if (folder / "shared").is_dir()),
+    REPOSITORY_ROOT.parent / "shared",
+)
 
 
 def _data_pack() -> Path:
