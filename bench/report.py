@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench import report_figures
 from bench.config import DatasetConfig
-from bench.report_provenance import latex_header, markdown_header, references_bibtex
+from bench.report_provenance import latex_header, markdown_header, provenance_json, references_bibtex
 from bench.report_tables import (
     MISSING,
     Table,
@@ -84,6 +84,10 @@ def mean_rank(board: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]
 
     The compared models are those with at least one complete cell. Rank 1 is the highest test
     score, and tied models share their average rank.
+
+    NOTE: a rung skipped on large datasets (by the compute budget or as not applicable) makes
+    those cells incomplete, so on a full benchmark the common datasets can be few. T-RANK
+    states how many were ranked and which were left out.
 
     Returns:
         One row per model (compared or not) and the (dataset, reason) of every dataset left out.
@@ -414,6 +418,9 @@ def write_reports(store: ResultsStore, reports_dir: Path, config: DatasetConfig 
     bib = reports_dir / "references.bib"
     _write_text(bib, references_bibtex(sorted(frame["dataset"].unique()) if not frame.empty else [], config, frame))
     written.append(bib)
+    provenance_file = reports_dir / "provenance.json"
+    _write_text(provenance_file, provenance_json(provenance, frame))
+    written.append(provenance_file)
     index = reports_dir / "README.md"
     _write_text(index, _index_markdown(reports, provenance, frame))
     written.append(index)
@@ -427,6 +434,8 @@ def _write_report(reports_dir: Path, stem: str, title: str, tables: list[Table],
     if stem == "leaderboards":
         markdown += "\nCounting rules per family:\n\n" + "".join(f"- {rule}\n" for rule in COUNTING_RULES.values())
     latex = latex_header(title, provenance, frame) + "\n".join(render_latex(table) for table in tables)
+    # NOTE: the CSV files carry no provenance header, so that pandas and R read them as plain
+    # tables. Their provenance is in provenance.json next to them.
     raw = [table.raw.assign(table_id=table.identifier) for table in tables if len(table.raw.columns)]
     csv = render_csv(Table("", "", [], [], [], raw=pd.concat(raw, ignore_index=True) if raw else pd.DataFrame()))
 
@@ -458,5 +467,6 @@ def _index_markdown(reports: dict, provenance: dict, frame: pd.DataFrame) -> str
         parts.append(f"- {stem}.md, .tex, .csv: {title} ({identifiers})")
     for identifier, (stem, _) in FIGURES.items():
         parts.append(f"- figures/{stem}.png, .svg: {identifier}")
-    parts += ["- references.bib: BibTeX entries of the datasets, keys occam-bench:<dataset>", ""]
+    parts += ["- references.bib: BibTeX entries of the datasets, keys occam-bench:<dataset>",
+              "- provenance.json: provenance of every benchmark execution behind the results, and the datasets", ""]
     return markdown_header("occam-bench reports", provenance, frame) + "\n".join(parts)

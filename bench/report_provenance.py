@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -22,7 +23,7 @@ def provenance_lines(provenance: dict[str, dict], frame: pd.DataFrame) -> list[s
     used = sorted(set(frame["provenance_id"].dropna())) if not frame.empty else []
     executions = sorted((provenance[p] for p in used if p in provenance), key=lambda c: (c["started_utc"], c["git_commit"]))
     if not executions:
-        return ["No provenance recorded: the results store holds no results with a known benchmark execution."]
+        return ["No provenance recorded: the results store contains no results with a known benchmark execution."]
 
     latest = executions[-1]
     dates = sorted(frame["created_utc"].dropna())
@@ -54,6 +55,19 @@ def provenance_lines(provenance: dict[str, dict], frame: pd.DataFrame) -> list[s
                 f"{protocol['n_folds']} folds x {protocol['n_repeats']} repeats, seed {protocol['seed']}."
             )
     return lines
+
+
+def provenance_json(provenance: dict[str, dict], frame: pd.DataFrame) -> str:
+    """Return the provenance of every execution behind the results, and the datasets, as sorted JSON."""
+    used = sorted(set(frame["provenance_id"].dropna())) if not frame.empty else []
+    dates = sorted(frame["created_utc"].dropna()) if not frame.empty else []
+    content = {
+        "results_newest_utc": dates[-1] if dates else None,
+        "results_oldest_utc": dates[0] if dates else None,
+        "executions": {key: provenance[key] for key in used if key in provenance},
+        "datasets": [dict(zip(("dataset", "domain", "task", "source", "sha256"), row)) for row in dataset_rows(frame)],
+    }
+    return json.dumps(content, indent=2, sort_keys=True) + "\n"
 
 
 def dataset_rows(frame: pd.DataFrame) -> list[list[str]]:

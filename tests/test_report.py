@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -209,7 +210,6 @@ def test_report_rebuild_byte_identical(benchmark_store, tmp_path):
     with ResultsStore(benchmark_store) as store:
         first = write_reports(store, tmp_path / "first")
         write_reports(store, tmp_path / "second")
-        write_reports(store, tmp_path / "first")
     first_bytes = _all_bytes(tmp_path / "first")
 
     assert {path.name for path in first} >= {"leaderboards.md", "leaderboards.tex", "leaderboards.csv",
@@ -218,6 +218,17 @@ def test_report_rebuild_byte_identical(benchmark_store, tmp_path):
     assert first_bytes == _all_bytes(tmp_path / "second")
     assert b"<dc:date>" not in first_bytes["figures/gap_vs_params_per_sample.svg"]
     assert b"tIME" not in first_bytes["figures/gap_vs_params_per_sample.png"]
+
+
+def test_report_empty_store_writes_placeholders(tmp_path):
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        written = write_reports(store, tmp_path / "reports")
+    rank_markdown = (tmp_path / "reports" / "mean_rank.md").read_text(encoding="utf-8")
+
+    assert len(written) == 20
+    assert "No provenance recorded" in rank_markdown
+    assert "No rows: nothing to report in this table." in rank_markdown
+    assert "No results yet." in (tmp_path / "reports" / "leaderboards.md").read_text(encoding="utf-8")
 
 
 def test_citation_version_matches_package():
@@ -245,6 +256,9 @@ def test_report_provenance_and_legends_present(benchmark_store, tmp_path):
     assert "## T-LB-labor" in leaderboards
     assert "## T-GAP-PPS-FAMILY" in (tmp_path / "gap_by_params_per_sample.md").read_text(encoding="utf-8")
     assert r"\label{tab:T-RANK}" in (tmp_path / "mean_rank.tex").read_text(encoding="utf-8")
+    recorded = json.loads((tmp_path / "provenance.json").read_text(encoding="utf-8"))
+    assert recorded["results_newest_utc"] == newest
+    assert sorted(row["dataset"] for row in recorded["datasets"]) == ["iris", "labor"]
 
 
 @pytest.fixture()
