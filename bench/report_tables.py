@@ -31,8 +31,8 @@ LATEX_REPLACEMENTS = {
     "±": r"$\pm$",
     "…": r"\ldots{}",
 }
-# Characters that GitHub Markdown would read as table delimiters, emphasis, code or HTML.
-MARKDOWN_SPECIAL = "\\|*_`<>[]"
+# Characters that GitHub Markdown would read as table delimiters, emphasis, code, HTML or math.
+MARKDOWN_SPECIAL = "\\|*_`<>[]$"
 
 
 def escape_latex(text: object) -> str:

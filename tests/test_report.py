@@ -94,6 +94,7 @@ def test_escape_markdown_pipe_and_emphasis():
     assert escape_markdown("pipe|model") == r"pipe\|model"
     assert escape_markdown("a*b_c") == r"a\*b\_c"
     assert escape_markdown("back\\slash") == r"back\\slash"
+    assert escape_markdown("cost $ data") == r"cost \$ data"
 
 
 def test_render_markdown_aligns_escaped_cells():
