@@ -57,8 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="rebuild the reports from the results database, without fitting")
-    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    report.add_argument("--reports", type=Path, default=DEFAULT_REPORTS)
+    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                        help=f"results database to read (default {DEFAULT_RESULTS})")
+    report.add_argument("--reports", type=Path, default=DEFAULT_REPORTS,
+                        help=f"folder the reports are written to (default {DEFAULT_REPORTS})")
+    report.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
+                        help="datasets file whose `reference:` entries go into references.bib (default datasets.yaml)")
     report.set_defaults(handler=_report)
 
     ladder = commands.add_parser("ladder", help="print every rung with its parameter count for a data shape")
@@ -116,7 +120,7 @@ def _run(args) -> int:
     )
     with ResultsStore(args.results) as store:
         summary = run_benchmark(specs, rungs, store, settings)
-        written = write_reports(store, args.reports)
+        written = write_reports(store, args.reports, config)
     print(f"{summary.n_total} runs: {summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped, "
           f"{summary.n_cached} already finished")
     print(f"results: {args.results}")
@@ -135,8 +139,9 @@ def _report(args) -> int:
 
     if not args.results.is_file():
         raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first")
+    config = load_config(args.datasets)
     with ResultsStore(args.results) as store:
-        written = write_reports(store, args.reports)
+        written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({', '.join(p.name for p in written)})")
     return 0
 
