@@ -26,7 +26,8 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def cases_dir() -> Path:
-    path = SHARED / "cases"
+    configured = os.environ.get("OCCAM_CASES_DIR")
+    path = Path(configured) if configured else SHARED / "cases"
     if not path.is_dir():
-        pytest.fail(f"fault cases not found at {path}")
+        pytest.fail(f"fault cases not found at {path}; set OCCAM_CASES_DIR to the folder holding them")
     return path
