@@ -1,7 +1,7 @@
 """Stacked training: the runs of one small MLP rung on one dataset trained as one batched model.
 
 Each split is preprocessed on its own train part, so the runs do not share an input matrix.
-The runs are instead stacked along a leading axis: layer l holds weights of shape
+The runs are instead stacked along a leading axis: layer l has weights of shape
 (runs, inputs, outputs), one `torch.baddbmm` computes that layer for every run, padded rows
 are masked out of the loss, and Adam updates every run in one set of tensor operations.
 Each run keeps its own initial weights, validation part, batch order and early stopping, so
@@ -123,6 +123,8 @@ def _prepare_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> _
 def _train_and_score_group(task: RunTask, rung: Rung, dataset: Dataset, group: list[_PendingRun]) -> list[dict]:
     # Training
     captured: list[warnings.WarningMessage] = []
+    # One stacked model replaces len(group) runs, so it gets their time limits added up, and
+    # exceeding it fails all of them.
     time_limit_s = task.time_limit_s * len(group) if task.time_limit_s else None
     try:
         with warnings.catch_warnings(record=True) as captured, _time_limit(time_limit_s):
@@ -191,11 +193,12 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     it trained, or the DivergedError that `TorchMLP.fit` would have raised for it.
     """
     # Start
+    # NOTE: tested on CPU only; on CUDA the same tensors move to the device, untested there.
     n_runs = len(estimators)
     device = parts[0].X_fit.device
     layers = [_linear_layers(estimator) for estimator in estimators]
     parameters = _stack_parameters(layers, device)
-    hyper = _check_same_settings(estimators)
+    settings = _check_same_settings(estimators)
     if any(estimator.precision_ != "float32" for estimator in estimators):
         raise ValueError("stacked training runs in float32 only; train bfloat16 runs one at a time with fit")
 
@@ -203,7 +206,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     X_fit, y_fit, fit_mask = _pad([p.X_fit for p in parts], [p.y_fit for p in parts], device)
     X_val, y_val, val_mask = _pad([p.X_val for p in parts], [p.y_val for p in parts], device)
     n_fit = [len(p.y_fit) for p in parts]
-    batch_size = hyper["batch_size"]
+    batch_size = settings["batch_size"]
     n_batches = [math.ceil(n / batch_size) for n in n_fit]
     generators = [torch.Generator().manual_seed(estimator.random_state) for estimator in estimators]
     loss_kind = parts[0].loss_kind
@@ -221,9 +224,9 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     n_epochs = [0] * n_runs
     errors: list[DivergedError | None] = [None] * n_runs
     running = [True] * n_runs
-    for epoch in range(1, hyper["max_epochs"] + 1):
-        orders = [torch.randperm(n, generator=g).to(device) if n > batch_size else None
-                  for n, g in zip(n_fit, generators)]
+    for epoch in range(1, settings["max_epochs"] + 1):
+        orders = [torch.randperm(n, generator=generator).to(device) if n > batch_size else None
+                  for n, generator in zip(n_fit, generators)]
         for step in range(max(n_batches)):
             active = [running[r] and step < n_batches[r] for r in range(n_runs)]
             if not any(active):
@@ -239,7 +242,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
             total = torch.where(update.squeeze(1), losses, torch.zeros_like(losses)).sum()
             flat.grad = None
             total.backward()
-            _adam_step(flat, flat.grad, first_moment, second_moment, n_steps, update, hyper)
+            _adam_step(flat, flat.grad, first_moment, second_moment, n_steps, update, settings)
 
         with torch.no_grad():
             validation = _masked_mean(elementwise_loss(loss_kind, parameters.forward(X_val), y_val), val_mask)
@@ -253,7 +256,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
             elif loss < best_loss[r]:
                 best_loss[r], best_epoch[r] = loss, epoch
                 best_flat[r] = flat.detach()[r]
-            elif epoch - best_epoch[r] >= hyper["patience"]:
+            elif epoch - best_epoch[r] >= settings["patience"]:
                 running[r] = False
         if not any(running):
             break
@@ -359,16 +362,16 @@ def _batch(X, y, mask, orders, step: int, batch_size: int, n_fit: list[int]):
 def _masked_mean(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Return each run's mean loss over its real rows: (runs, rows) -> (runs,)."""
     # where() keeps a non-finite loss on a padded row from turning the sum into NaN.
-    kept = torch.where(mask > 0, losses, torch.zeros_like(losses))
-    return kept.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    real_losses = torch.where(mask > 0, losses, torch.zeros_like(losses))
+    return real_losses.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 @torch.no_grad()
-def _adam_step(flat, grad, first_moment, second_moment, n_steps, update, hyper) -> None:
+def _adam_step(flat, grad, first_moment, second_moment, n_steps, update, settings) -> None:
     """Apply one Adam step to the runs in `update`, as torch.optim.Adam does for each run alone."""
     beta1, beta2 = ADAM_BETAS
-    if hyper["weight_decay"]:
-        grad = grad + hyper["weight_decay"] * flat
+    if settings["weight_decay"]:
+        grad = grad + settings["weight_decay"] * flat
     n_steps += update.float()
     first_moment.copy_(torch.where(update, first_moment * beta1 + grad * (1 - beta1), first_moment))
     second_moment.copy_(torch.where(update, second_moment * beta2 + grad * grad * (1 - beta2), second_moment))
@@ -376,5 +379,5 @@ def _adam_step(flat, grad, first_moment, second_moment, n_steps, update, hyper) 
     bias_correction1 = 1 - beta1 ** steps
     bias_correction2 = 1 - beta2 ** steps
     denominator = second_moment.sqrt() / bias_correction2.sqrt() + ADAM_EPSILON
-    step = hyper["learning_rate"] / bias_correction1 * first_moment / denominator
+    step = settings["learning_rate"] / bias_correction1 * first_moment / denominator
     flat.sub_(torch.where(update, step, torch.zeros_like(step)))
