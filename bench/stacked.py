@@ -212,15 +212,15 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     loss_kind = parts[0].loss_kind
 
     # Optimizer state, one Adam per run: moments and step counts are kept per element and per run
-    flat = parameters.flat
-    first_moment = torch.zeros_like(flat)
-    second_moment = torch.zeros_like(flat)
-    n_steps = torch.zeros(n_runs, 1, device=device)
+    tensors = parameters.tensors
+    first_moments = [torch.zeros_like(tensor) for tensor in tensors]
+    second_moments = [torch.zeros_like(tensor) for tensor in tensors]
+    n_steps = torch.zeros(n_runs, device=device)
 
     # Training
     best_loss = [math.inf] * n_runs
     best_epoch = [0] * n_runs
-    best_flat = flat.detach().clone()
+    best_tensors = [tensor.detach().clone() for tensor in tensors]
     n_epochs = [0] * n_runs
     errors: list[DivergedError | None] = [None] * n_runs
     running = [True] * n_runs
@@ -238,11 +238,12 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
                 if active[r] and not finite[r]:
                     errors[r] = DivergedError(f"diverged: non-finite training loss at epoch {epoch}")
                     running[r] = active[r] = False
-            update = torch.tensor(active, device=device).unsqueeze(1)
-            total = torch.where(update.squeeze(1), losses, torch.zeros_like(losses)).sum()
-            flat.grad = None
+            update = torch.tensor(active, device=device)
+            total = torch.where(update, losses, torch.zeros_like(losses)).sum()
+            for tensor in tensors:
+                tensor.grad = None
             total.backward()
-            _adam_step(flat, flat.grad, first_moment, second_moment, n_steps, update, settings)
+            _adam_step(tensors, first_moments, second_moments, n_steps, active, settings)
 
         with torch.no_grad():
             validation = _masked_mean(elementwise_loss(loss_kind, parameters.forward(X_val), y_val), val_mask)
@@ -255,7 +256,8 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
                 running[r] = False
             elif loss < best_loss[r]:
                 best_loss[r], best_epoch[r] = loss, epoch
-                best_flat[r] = flat.detach()[r]
+                for best, tensor in zip(best_tensors, tensors):
+                    best[r] = tensor.detach()[r]
             elif epoch - best_epoch[r] >= settings["patience"]:
                 running[r] = False
         if not any(running):
@@ -263,7 +265,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
 
     # Finish
     for r, estimator in enumerate(estimators):
-        _load_run(layers[r], parameters.views_of(best_flat, r))
+        _load_run(layers[r], [tensor[r] for tensor in best_tensors])
         estimator.network_.eval()
         estimator.n_epochs_, estimator.best_epoch_ = n_epochs[r], best_epoch[r]
         estimator.n_stacked_runs_ = n_runs
@@ -285,49 +287,36 @@ def _linear_layers(estimator: TorchMLP) -> list[torch.nn.Linear]:
 
 
 class _StackedParameters:
-    """The weights of every run in one flat (runs, parameters) tensor, with per-layer views."""
+    """The weights of every run, stacked per layer: weight (runs, in, out) and bias (runs, 1, out)."""
 
-    def __init__(self, flat: torch.Tensor, layer_shapes: list[tuple[int, int]]):
-        self.flat = flat
-        self.layer_shapes = layer_shapes
-
-    def views_of(self, flat: torch.Tensor, run: int | None = None):
-        """Return (weight, bias) views per layer: weight (runs, in, out) and bias (runs, 1, out)."""
-        rows = flat if run is None else flat[run:run + 1]
-        views, offset = [], 0
-        for n_in, n_out in self.layer_shapes:
-            weight = rows[:, offset:offset + n_in * n_out].view(-1, n_in, n_out)
-            offset += n_in * n_out
-            bias = rows[:, offset:offset + n_out].view(-1, 1, n_out)
-            offset += n_out
-            views.append((weight, bias))
-        return views
+    def __init__(self, tensors: list[torch.Tensor]):
+        self.tensors = tensors
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        views = self.views_of(self.flat)
-        for index, (weight, bias) in enumerate(views):
+        n_layers = len(self.tensors) // 2
+        for index in range(n_layers):
+            weight, bias = self.tensors[2 * index], self.tensors[2 * index + 1]
             X = torch.baddbmm(bias, X, weight)
-            if index < len(views) - 1:
+            if index < n_layers - 1:
                 X = torch.relu(X)
         return X
 
 
 def _stack_parameters(layers: list[list[torch.nn.Linear]], device) -> _StackedParameters:
-    layer_shapes = [(linear.in_features, linear.out_features) for linear in layers[0]]
-    rows = []
-    for run_layers in layers:
+    tensors = []
+    for index in range(len(layers[0])):
         # nn.Linear stores weight as (out, in); the stacked layout is (in, out) for baddbmm.
-        pieces = [torch.cat([linear.weight.detach().T.reshape(-1), linear.bias.detach()]) for linear in run_layers]
-        rows.append(torch.cat(pieces))
-    flat = torch.stack(rows).to(device).requires_grad_(True)
-    return _StackedParameters(flat, layer_shapes)
+        weight = torch.stack([run_layers[index].weight.detach().T for run_layers in layers])
+        bias = torch.stack([run_layers[index].bias.detach().unsqueeze(0) for run_layers in layers])
+        tensors += [weight.contiguous().to(device).requires_grad_(True), bias.to(device).requires_grad_(True)]
+    return _StackedParameters(tensors)
 
 
 @torch.no_grad()
-def _load_run(run_layers: list[torch.nn.Linear], views) -> None:
-    for linear, (weight, bias) in zip(run_layers, views):
-        linear.weight.copy_(weight[0].T)
-        linear.bias.copy_(bias[0, 0])
+def _load_run(run_layers: list[torch.nn.Linear], run_tensors: list[torch.Tensor]) -> None:
+    for index, linear in enumerate(run_layers):
+        linear.weight.copy_(run_tensors[2 * index].T)
+        linear.bias.copy_(run_tensors[2 * index + 1][0])
 
 
 def _pad(X_parts: list[torch.Tensor], y_parts: list[torch.Tensor], device):
@@ -367,17 +356,32 @@ def _masked_mean(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _adam_step(flat, grad, first_moment, second_moment, n_steps, update, settings) -> None:
-    """Apply one Adam step to the runs in `update`, as torch.optim.Adam does for each run alone."""
+def _adam_step(tensors, first_moments, second_moments, n_steps, active: list[bool], settings) -> None:
+    """Apply one Adam step to the runs in `active`, as torch.optim.Adam does for each run alone.
+
+    A run outside `active` keeps its weights, moments and step count.
+    """
     beta1, beta2 = ADAM_BETAS
-    if settings["weight_decay"]:
-        grad = grad + settings["weight_decay"] * flat
-    n_steps += update.float()
-    first_moment.copy_(torch.where(update, first_moment * beta1 + grad * (1 - beta1), first_moment))
-    second_moment.copy_(torch.where(update, second_moment * beta2 + grad * grad * (1 - beta2), second_moment))
+    device = n_steps.device
+    update = torch.tensor(active, device=device)
+    n_steps += update
     steps = n_steps.clamp(min=1.0)
-    bias_correction1 = 1 - beta1 ** steps
-    bias_correction2 = 1 - beta2 ** steps
-    denominator = second_moment.sqrt() / bias_correction2.sqrt() + ADAM_EPSILON
-    step = settings["learning_rate"] / bias_correction1 * first_moment / denominator
-    flat.sub_(torch.where(update, step, torch.zeros_like(step)))
+    # Per-run factors of shape (runs, 1, 1): a run outside `active` decays nothing and moves 0.
+    shape = (-1, 1, 1)
+    decay1 = torch.where(update, beta1, 1.0).view(shape)
+    decay2 = torch.where(update, beta2, 1.0).view(shape)
+    step_size = torch.where(update, settings["learning_rate"] / (1 - beta1 ** steps), 0.0).view(shape)
+    root_bias_correction2 = (1 - beta2 ** steps).sqrt().view(shape)
+    all_active = all(active)
+
+    for tensor, first, second in zip(tensors, first_moments, second_moments):
+        grad = tensor.grad
+        if settings["weight_decay"]:
+            grad = grad + settings["weight_decay"] * tensor
+        if not all_active:
+            # where() and not a product, because a diverged run can have a NaN gradient.
+            grad = torch.where(update.view(shape), grad, 0.0)
+        first.mul_(decay1).add_(grad, alpha=1 - beta1)
+        second.mul_(decay2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (second.sqrt() / root_bias_correction2).add_(ADAM_EPSILON)
+        tensor.sub_((first / denominator).mul_(step_size))
