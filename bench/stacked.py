@@ -1,8 +1,8 @@
 """Stacked training: the runs of one small MLP rung on one dataset trained as one batched model.
 
 Each split is preprocessed on its own train part, so the runs do not share an input matrix.
-The runs are instead stacked along a leading axis: layer l has weights of shape
-(runs, inputs, outputs), one `torch.baddbmm` computes that layer for every run, padded rows
+The runs are instead stacked along a leading axis, so layer l has weights of shape
+(runs, inputs, outputs) and one `torch.baddbmm` computes that layer for every run. Padded rows
 are masked out of the loss, and Adam updates every run in one set of tensor operations.
 Each run keeps its own initial weights, validation part, batch order and early stopping, so
 it ends with the same weights as `TorchMLP.fit` up to float32 rounding.
@@ -193,7 +193,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     it trained, or the DivergedError that `TorchMLP.fit` would have raised for it.
     """
     # Start
-    # NOTE: tested on CPU only; on CUDA the same tensors move to the device, untested there.
+    # NOTE: tested on CPU only. On CUDA the same tensors live on the device, but that path never ran.
     n_runs = len(estimators)
     device = parts[0].X_fit.device
     layers = [_linear_layers(estimator) for estimator in estimators]
@@ -211,7 +211,7 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
     generators = [torch.Generator().manual_seed(estimator.random_state) for estimator in estimators]
     loss_kind = parts[0].loss_kind
 
-    # Optimizer state, one Adam per run: moments and step counts are kept per element and per run
+    # Optimizer state: one Adam per run, with moments per element and a step count per run
     tensors = parameters.tensors
     first_moments = [torch.zeros_like(tensor) for tensor in tensors]
     second_moments = [torch.zeros_like(tensor) for tensor in tensors]
@@ -333,7 +333,7 @@ def _pad(X_parts: list[torch.Tensor], y_parts: list[torch.Tensor], device):
 
 
 def _batch(X, y, mask, orders, step: int, batch_size: int, n_fit: list[int]):
-    """Return one mini-batch per run; a run without batch `step` this epoch gets an all-zero mask."""
+    """Return one mini-batch per run. A run without batch `step` this epoch gets an all-zero mask."""
     if all(order is None for order in orders):
         return X, y, mask
     n_runs = len(orders)
@@ -366,7 +366,7 @@ def _adam_step(tensors, first_moments, second_moments, n_steps, active: list[boo
     update = torch.tensor(active, device=device)
     n_steps += update
     steps = n_steps.clamp(min=1.0)
-    # Per-run factors of shape (runs, 1, 1): a run outside `active` decays nothing and moves 0.
+    # Per-run factors of shape (runs, 1, 1), so a run outside `active` decays nothing and moves 0.
     shape = (-1, 1, 1)
     decay1 = torch.where(update, beta1, 1.0).view(shape)
     decay2 = torch.where(update, beta2, 1.0).view(shape)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.config import DatasetSpec, TaskType, load_config
 from bench.runs import RunTask, _cached_dataset, _cached_splits, execute_run
 from bench.splits import Protocol
 from bench.stacked import execute_stacked_runs, train_stacked
@@ -18,10 +19,10 @@ from tests.conftest import REPOSITORY_ROOT
 
 # Stacked and one-at-a-time training differ only by float32 rounding, because the batched
 # matmuls sum in another order and Adam runs as plain tensor operations instead of the fused
-# kernel. Measured with torch 2.13 CPU on one thread after 15 to 30 epochs: weights differed
-# by at most 2e-6, except 7.5e-4 for one binary 1e4 network where Adam divides by tiny second
-# moments; predictions differed by at most 6e-5. Counting one Adam step too many for a run
-# without a mini-batch moved the weights by 4e-3.
+# kernel. Measured with torch 2.13 CPU on one thread after 15 to 30 epochs, the weights
+# differed by at most 2e-6, except 7.5e-4 for one binary 1e4 network where Adam divides by tiny
+# second moments. Predictions differed by at most 6e-5. Counting one Adam step too many for a
+# run without a mini-batch moved the weights by 4e-3.
 WEIGHT_TOLERANCE = 2e-3
 PROBABILITY_TOLERANCE = 1e-3
 REGRESSION_TOLERANCE = 1e-3  # in target standard deviations
@@ -202,3 +203,32 @@ def test_stacked_rows_record_not_applicable(data_dir):
 
     assert [row["status"] for row in rows] == ["skipped"] * len(splits)
     assert all(row["error"].startswith("not applicable: no MLP width") for row in rows)
+
+
+def test_stacked_same_seed_bit_identical():
+    X, y = _synthetic("binary", 60)
+
+    def probabilities(seed: int) -> list[bytes]:
+        estimators = [TorchMLPClassifier(budget=1e3, max_epochs=10, random_state=seed + run) for run in range(3)]
+        train_stacked(estimators, [estimator.prepare_training(X, y) for estimator in estimators])
+        return [estimator.predict_proba(X).tobytes() for estimator in estimators]
+
+    assert probabilities(0) == probabilities(0)
+    assert probabilities(0) != probabilities(10)
+
+
+def test_stacked_unscaled_regression_rows_finite(cases_dir, tmp_path):
+    # The pack's loader reads tabular/<name>.parquet with the target in a column named `target`.
+    table = pd.read_csv(cases_dir / "C21-unscaled_regression.csv").rename(columns={"yield": "target"})
+    (tmp_path / "tabular").mkdir()
+    table.to_parquet(tmp_path / "tabular" / "unscaled.parquet")
+    spec = DatasetSpec(name="unscaled", task=TaskType.REGRESSION)
+    protocol = Protocol(n_folds=2, n_repeats=1, seed=0)
+    task = RunTask(spec, "mlp_1e3", ((0, 0), (0, 1)), protocol, tmp_path, None)
+    dataset, splits = _dataset_and_splits(task)
+
+    rows = execute_stacked_runs(task, get_rungs(["mlp_1e3"])[0], dataset, splits)
+
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert all(np.isfinite(row["test_score"]) for row in rows)
+    assert all(np.isfinite(row["train_score"]) for row in rows)
