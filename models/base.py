@@ -89,9 +89,9 @@ def estimator_rung(
     """
     def build(shape: Shape, seed: int):
         if shape.task.is_classification and is_regressor(estimator):
-            raise NotApplicable(f"{type(estimator).__name__} is a regressor; this task is {shape.task.value}")
+            raise NotApplicable(f"{type(estimator).__name__} is a regressor, but this task is {shape.task.value}")
         if not shape.task.is_classification and is_classifier(estimator):
-            raise NotApplicable(f"{type(estimator).__name__} is a classifier; this task is regression")
+            raise NotApplicable(f"{type(estimator).__name__} is a classifier, but this task is regression")
         fresh = clone(estimator)
         if "random_state" in fresh.get_params(deep=False):
             fresh.set_params(random_state=seed)

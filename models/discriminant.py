@@ -17,7 +17,7 @@ COUNTING_RULE = (
     "Shrinkage LDA stores one coefficient per feature and an intercept per discriminant "
     "(1 for binary, n_classes for multiclass); it has no effective count"
 )
-# Shrink thresholds tried by the inner cross-validation; 0 is the plain nearest centroid.
+# Shrink thresholds that the inner cross-validation tries. The threshold 0 is the plain nearest centroid.
 SHRINK_THRESHOLDS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 N_INNER_FOLDS = 3
 # Shrinkage LDA builds and solves a p x p covariance, so its fit time grows as p^3. Measured
@@ -79,7 +79,7 @@ def _centroids(threshold: float) -> NearestCentroid:
 
 
 def count_centroids(estimator, shape: Shape, X) -> ParameterCount:
-    # deviations_ holds the standardised class-feature deviations after soft thresholding,
+    # deviations_ contains the standardised class-feature deviations after soft thresholding,
     # which sets a shrunk deviation to exactly 0.
     surviving = estimator.estimator_.deviations_ != 0
     n_parameters = int(estimator.estimator_.centroids_.size)
@@ -93,16 +93,16 @@ def count_centroids(estimator, shape: Shape, X) -> ParameterCount:
 
 def build_centroids(shape: Shape, seed: int):
     if not shape.task.is_classification:
-        raise NotApplicable("nearest shrunken centroids are a classifier; this task is regression")
+        raise NotApplicable("nearest shrunken centroids are a classifier, but this task is regression")
     return ShrunkenCentroidClassifier(random_state=seed)
 
 
 def build_lda(shape: Shape, seed: int):
     if not shape.task.is_classification:
-        raise NotApplicable("shrinkage LDA is a classifier; this task is regression")
+        raise NotApplicable("shrinkage LDA is a classifier, but this task is regression")
     if shape.n_features > MAX_LDA_FEATURES:
         raise NotApplicable(
-            f"shrinkage LDA needs a {shape.n_features} x {shape.n_features} covariance; it runs only up to "
+            f"shrinkage LDA needs a {shape.n_features} x {shape.n_features} covariance, so it runs only up to "
             f"n_features={MAX_LDA_FEATURES}"
         )
     # Ledoit-Wolf shrinkage keeps the covariance invertible when features outnumber samples.

@@ -41,8 +41,9 @@ LEARNING_RATE = 1e-2
 # Feature columns per block when the correlation graph is computed, which bounds the
 # block's memory at block x n_features float32 values (about 90 MB for 22,283 features).
 CORRELATION_BLOCK_SIZE = 1024
-# Rounds of double-edge swaps for the random control graph; each round proposes one swap
-# per pair of edges, so after 10 rounds almost every edge has been rewired at least once.
+# Rounds of double-edge swaps for the random control graph. Each round proposes one swap
+# for every disjoint pair of edges. In the tests, fewer than 20 % of the original edges
+# remain after 10 rounds.
 N_SWAP_ROUNDS = 10
 
 
@@ -54,7 +55,7 @@ def correlation_knn_graph(X: np.ndarray, n_neighbors: int) -> np.ndarray:
     Each feature is joined to the `n_neighbors` other features with the largest absolute
     correlation over the rows of X, and the union of these links is returned as unique
     edges (u, v) with u < v, shape (n_edges, 2). A constant feature correlates 0 with every
-    other feature, so its neighbours are the first features in column order.
+    other feature, so its neighbours are an arbitrary choice among those ties.
     """
     X = np.asarray(X, dtype=np.float32)
     n_features = X.shape[1]
@@ -148,7 +149,7 @@ def _mean_aggregation_matrix(edges: np.ndarray, n_nodes: int) -> torch.Tensor:
 def propagate(X: np.ndarray, aggregation: torch.Tensor, n_hops: int) -> torch.Tensor:
     """Return node inputs [x, Ax, ..., A^K x] of every sample, shape (n_samples, n_nodes, K + 1).
 
-    A is the neighbour-averaging matrix, so hop j holds each feature's value averaged over the
+    A is the neighbour-averaging matrix, so hop j contains each feature's value averaged over the
     features j steps away in the graph. The propagation has no weights, so it is computed
     once per fit or predict instead of once per epoch.
     """
@@ -191,7 +192,16 @@ class FeatureGraphNetwork(BaseEstimator):
     Inputs are standardised with the fit part's mean and standard deviation, a regression
     target is standardised too and predictions are mapped back. Training uses Adam with
     early stopping on a validation part cut from the training data. On CPU, two fits with
-    the same `random_state` and thread count give bit-for-bit equal predictions.
+    the same `random_state` gave bit-for-bit equal predictions in the tests, which use one
+    torch thread.
+
+    One fit on chowdary (80 training samples, 22,283 features) took 11 to 16 s on one torch
+    thread of a shared 2-core machine: about 7 s for the correlation graph, the rest training.
+
+    NOTE: every node shares the same weights and the readout pools over all nodes, so the
+    network cannot tell which feature a node is except through the graph. On single
+    splits of alon and chowdary its best validation epoch was 1 to 16 and its test accuracy
+    stayed near the constant baseline. Its value is the comparison with the random-graph control.
     """
 
     def __init__(

@@ -40,7 +40,8 @@ class CalibratedSVC(ClassifierMixin, BaseEstimator):
         if counts.min() < 2:
             raise ValueError(
                 f"calibrating SVC probabilities needs at least 2 training samples per class; class "
-                f"{classes[np.argmin(counts)]!r} has {counts.min()}. Drop the class or use fewer folds"
+                f"{classes[np.argmin(counts)]} has {counts.min()}. Merge or remove that class, or use fewer "
+                f"--folds so that each training part keeps 2 of its samples"
             )
         n_folds = int(min(self.n_calibration_folds, counts.min()))
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
