@@ -23,7 +23,7 @@ from bench.config import TaskType
 from bench.runs import DEFAULT_COMPUTE_BUDGET, estimated_flops
 from models import COUNTING_RULES, FAMILY_MODULES, NotApplicable, ParameterCount, Shape, estimator_rung, get_rungs, ladder
 from models import baseline, discriminant, gnn, linear, neighbors, svm, trees
-from models.discriminant import ShrunkenCentroidClassifier
+from models.discriminant import DualShrinkageLDA, ShrunkenCentroidClassifier
 from models.gnn import (
     FeatureGraphClassifier,
     FeatureGraphRegressor,
@@ -303,10 +303,35 @@ def test_discriminant_regression_not_applicable(name):
         rung.build(REGRESSION, 0)
 
 
-def test_lda_wide_input_not_applicable():
+@pytest.mark.parametrize(
+    "n_classes, n_samples, n_features",
+    [(2, 30, 60), (3, 40, 80), (2, 200, 20), (3, 30, 10)],
+    ids=["binary_wide", "multiclass_wide", "binary_tall", "multiclass_tall"],
+)
+def test_dual_lda_matches_sklearn_lsqr(n_classes, n_samples, n_features):
+    rng = np.random.default_rng(n_features)
+    X = rng.normal(size=(n_samples, n_features))
+    y = rng.integers(0, n_classes, n_samples)
+    X[:, 3] = 1.0
+    X[y == 1, 0] += 2.0
+    primal = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
+    dual = DualShrinkageLDA().fit(X, y)
+    np.testing.assert_allclose(dual.coef_, primal.coef_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(dual.intercept_, primal.intercept_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(dual.predict_proba(X), primal.predict_proba(X), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(dual.predict(X), primal.predict(X))
+
+
+def test_lda_wide_input_uses_dual_solver():
     wide = Shape(TaskType.BINARY, n_features=22_283, n_classes=2, n_samples=100)
-    with pytest.raises(NotApplicable, match=r"22283 x 22283 covariance, so it runs only up to n_features=1000"):
-        discriminant.build_lda(wide, 0)
+    assert isinstance(discriminant.build_lda(wide, 0), DualShrinkageLDA)
+    narrow = Shape(TaskType.BINARY, n_features=50, n_classes=2, n_samples=100)
+    assert isinstance(discriminant.build_lda(narrow, 0), LinearDiscriminantAnalysis)
+
+
+def test_dual_lda_single_class_raises():
+    with pytest.raises(ValueError, match=r"at least 2 classes in y, got 1"):
+        DualShrinkageLDA().fit(np.ones((4, 3)), np.zeros(4))
 
 
 # ---- Any scikit-learn estimator as a rung ---------------------------------------------
