@@ -479,3 +479,37 @@ def test_gnn_fits_alon_omics(data_dir):
     # Each feature links to its 5 most correlated features, so the union has 5 p to 10 p edges.
     assert 5 * 2000 // 2 <= counted.detail["n_edges"] <= 5 * 2000
     assert math.isclose(counted.n_parameters, gnn_parameter_count(3, 8, 128, 1))
+
+
+# ---- Fault case: far more features than samples ------------------------------------------
+
+def test_rungs_finish_on_collinear_wide_case(cases_dir):
+    # 20 samples, 200 features of rank 20 (exact copies and differences) and a label with
+    # no signal: every rung below 1e6 parameters must finish and report a finite count.
+    from sklearn.model_selection import train_test_split
+
+    from bench.preprocess import Preprocessor
+
+    frame = pd.read_parquet(cases_dir / "C17-p_much_greater_n.parquet")
+    y = frame.pop("class").astype("category").cat.codes.to_numpy()
+    train, test = train_test_split(np.arange(len(y)), test_size=4, stratify=y, random_state=0)
+    preprocessor = Preprocessor().fit(frame.iloc[train])
+    X_train, X_test = preprocessor.transform(frame.iloc[train]), preprocessor.transform(frame.iloc[test])
+    shape = Shape(TaskType.BINARY, X_train.shape[1], 2, len(train))
+    assert shape.n_features == 200
+    assert shape.n_samples == 16
+
+    for rung in ladder():
+        if rung.estimate(OMICS) >= 1e6:
+            continue
+        try:
+            estimator = rung.build(shape, 0)
+        except NotApplicable:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(X_train, y[train])
+        proba = estimator.predict_proba(X_test)
+        assert np.all(np.isfinite(proba)), rung.name
+        counted = rung.count(estimator, shape, X_train)
+        assert counted.n_parameters >= 1, rung.name
