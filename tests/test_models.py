@@ -485,7 +485,7 @@ def test_gnn_fits_alon_omics(data_dir):
 
 def test_rungs_finish_on_collinear_wide_case(cases_dir):
     # 20 samples, 200 features of rank 20 (exact copies and differences) and a label with
-    # no signal: every rung below 1e6 parameters must finish and report a finite count.
+    # no signal. Every rung below 1e6 parameters must finish and report a count.
     from sklearn.model_selection import train_test_split
 
     from bench.preprocess import Preprocessor
