@@ -193,7 +193,7 @@ class FeatureGraphNetwork(BaseEstimator):
     target is standardised too and predictions are mapped back. Training uses Adam with
     early stopping on a validation part cut from the training data. On CPU, two fits with
     the same `random_state` gave bit-for-bit equal predictions in the tests, which use one
-    torch thread.
+    torch thread. The network runs on CPU only, also where a GPU is present.
 
     One fit on chowdary (80 training samples, 22,283 features) took 11 to 16 s on one torch
     thread of a shared 2-core machine: about 7 s for the correlation graph, the rest training.
@@ -298,6 +298,8 @@ class FeatureGraphNetwork(BaseEstimator):
     def _encode_target(self, y, is_classification: bool) -> tuple[np.ndarray, int]:
         if is_classification:
             self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+            if len(self.classes_) < 2:
+                raise ValueError(f"classification needs at least 2 classes in y, got {len(self.classes_)}")
             n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
             return codes.astype(np.float32 if n_outputs == 1 else np.int64), n_outputs
         values = np.asarray(y, dtype=np.float64)

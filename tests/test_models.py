@@ -443,6 +443,12 @@ def test_gnn_invalid_graph_raises():
         FeatureGraphClassifier(graph="grid").fit(X, y)
 
 
+def test_gnn_single_class_raises():
+    X, _ = _blobs(10, 2)
+    with pytest.raises(ValueError, match=r"at least 2 classes in y, got 1"):
+        FeatureGraphClassifier().fit(X, np.zeros(20))
+
+
 def test_gnn_one_feature_not_applicable():
     shape = Shape(TaskType.BINARY, n_features=1, n_classes=2, n_samples=20)
     with pytest.raises(NotApplicable, match=r"at least 2 features, got n_features=1"):
