@@ -150,25 +150,44 @@ def _ladder(args) -> int:
     from tabulate import tabulate
 
     from bench.config import TaskType
-    from models import NotApplicable, ladder
+    from models import COUNTING_RULES, NotApplicable, ladder
     from models.base import Shape
 
+    for option, value in (("--n-features", args.n_features), ("--n-samples", args.n_samples)):
+        if value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value}")
+    if args.n_classes < 0:
+        raise ValueError(f"--n-classes must be 0 or 1 for regression or at least 2 classes, got {args.n_classes}")
     if args.n_classes <= 1:
         task, n_classes = TaskType.REGRESSION, 0
     else:
         task, n_classes = (TaskType.BINARY if args.n_classes == 2 else TaskType.MULTICLASS), args.n_classes
     shape = Shape(task, args.n_features, n_classes, args.n_samples)
-    rows = []
+
+    applicable, not_applicable = [], []
     for rung in ladder():
         try:
             rung.build(shape, 0)
-            estimate = f"{rung.estimate(shape):.3g}"
-            per_sample = f"{rung.estimate(shape) / shape.n_samples:.3g}"
         except NotApplicable as error:
-            estimate, per_sample = "not applicable", str(error)
-        rows.append([rung.name, rung.family, estimate, per_sample])
-    print(tabulate(rows, headers=["model", "family", "n_parameters (estimate)", "params_per_sample"],
+            not_applicable.append([rung.name, rung.family, "-", "-", f"not applicable: {error}"])
+            continue
+        applicable.append((rung.estimate(shape), rung))
+    # A stable sort keeps the ladder order among rungs with equal estimates.
+    applicable.sort(key=lambda pair: pair[0])
+    rows = [[rung.name, rung.family, f"{estimate:.3g}", f"{estimate / shape.n_samples:.3g}", ""]
+            for estimate, rung in applicable]
+    rows += not_applicable
+    print(f"task={task.value} n_features={shape.n_features} n_classes={n_classes} n_samples={shape.n_samples}; "
+          "rungs sorted by their estimate for this shape, rungs that do not apply last")
+    print(tabulate(rows, headers=["model", "family", "n_parameters", "params_per_sample", "note"],
                    tablefmt="github", disable_numparse=True))
+    print()
+    print("n_parameters: estimated raw parameter count before training; the fitted count can differ "
+          "(sparse, tree and support-vector models depend on the data).")
+    print("params_per_sample: n_parameters / n_samples.")
+    print("Counting rules:")
+    for rule in COUNTING_RULES.values():
+        print(f"- {rule}")
     return 0
 
 

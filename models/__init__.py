@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from bench.config import TaskType
-from models import baseline, linear, mlp, neighbors, svm, trees
-from models.base import NotApplicable, ParameterCount, Rung, Shape
+from models import baseline, discriminant, gnn, linear, mlp, neighbors, svm, trees
+from models.base import NotApplicable, ParameterCount, Rung, Shape, estimator_rung
 
-FAMILY_MODULES = (baseline, linear, neighbors, trees, svm, mlp)
+FAMILY_MODULES = (baseline, linear, discriminant, neighbors, trees, svm, gnn, mlp)
 # The shape used to order the ladder: a typical omics study.
 TYPICAL_OMICS_SHAPE = Shape(task=TaskType.BINARY, n_features=10_000, n_classes=2, n_samples=100)
 
+# Every family's counting rule, keyed by module name; reports repeat these texts in their legends.
 COUNTING_RULES = {module.__name__.split(".")[-1]: module.COUNTING_RULE for module in FAMILY_MODULES}
 
 
@@ -31,4 +32,4 @@ def get_rungs(names: list[str] | None = None) -> list[Rung]:
     return [rung for rung in rungs if rung.name in set(names)]
 
 
-__all__ = ["NotApplicable", "ParameterCount", "Rung", "Shape", "ladder", "get_rungs", "COUNTING_RULES"]
+__all__ = ["NotApplicable", "ParameterCount", "Rung", "Shape", "estimator_rung", "ladder", "get_rungs", "COUNTING_RULES"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sklearn.base import clone, is_classifier, is_regressor
+
 from bench.config import TaskType
 
 
@@ -59,3 +61,49 @@ class Rung:
     estimate: Callable[[Shape], float]
     config: dict[str, Any] = field(default_factory=dict)
     flops_per_sample_epoch: Callable[[Shape], float] | None = None
+
+
+def estimator_rung(
+    name: str,
+    family: str,
+    estimator: Any,
+    count: Callable[[Any, Any], int | ParameterCount],
+    estimate: Callable[[Shape], float] | float,
+    config: dict[str, Any] | None = None,
+) -> Rung:
+    """Return a rung that fits a clone of any scikit-learn estimator.
+
+    Args:
+        estimator: an unfitted estimator, cloned for every run and given
+            `random_state=seed` when it has that parameter. A classifier raises
+            NotApplicable on regression tasks and a regressor on classification tasks.
+        count: returns the raw parameter count, or a full ParameterCount, of the fitted
+            estimator given the training matrix X. Its rule belongs in the COUNTING_RULE
+            of the family module whose RUNGS list the new rung.
+        estimate: expected raw parameter count for a shape, or a constant.
+
+    Example:
+        estimator_rung("lda_svd", "discriminant", LinearDiscriminantAnalysis(),
+                       count=lambda fitted, X: fitted.coef_.size + fitted.intercept_.size,
+                       estimate=lambda shape: shape.n_features + 1)
+    """
+    def build(shape: Shape, seed: int):
+        if shape.task.is_classification and is_regressor(estimator):
+            raise NotApplicable(f"{type(estimator).__name__} is a regressor, but this task is {shape.task.value}")
+        if not shape.task.is_classification and is_classifier(estimator):
+            raise NotApplicable(f"{type(estimator).__name__} is a classifier, but this task is regression")
+        fresh = clone(estimator)
+        if "random_state" in fresh.get_params(deep=False):
+            fresh.set_params(random_state=seed)
+        return fresh
+
+    def count_fitted(fitted, shape: Shape, X) -> ParameterCount:
+        counted = count(fitted, X)
+        if isinstance(counted, ParameterCount):
+            return counted
+        return ParameterCount(int(counted))
+
+    estimate_for_shape = estimate if callable(estimate) else (lambda shape: float(estimate))
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if isinstance(v, (int, float, str, bool))}
+    return Rung(name, family, build, count_fitted, estimate=estimate_for_shape,
+                config={"estimator": type(estimator).__name__, **params, **(config or {})})

@@ -24,7 +24,9 @@ COUNTING_RULE = (
 
 def _tree_nodes(estimator) -> tuple[int, int]:
     """Return (split nodes, leaves) summed over all trees of a fitted estimator."""
-    if hasattr(estimator, "_predictors"):  # HistGradientBoosting
+    # NOTE: HistGradientBoosting exposes its trees only through the private `_predictors`
+    # (scikit-learn 1.9.1), so a scikit-learn upgrade may break this branch.
+    if hasattr(estimator, "_predictors"):
         leaves = splits = 0
         for iteration in estimator._predictors:
             for predictor in iteration:
