@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+# Version 2 added `scaling`, the protocol's feature scaling flag.
+SCHEMA_VERSION = 2
 # Every column of the results table and its SQLite type.
 COLUMNS: dict[str, str] = {
     "run_id": "TEXT PRIMARY KEY",
@@ -54,6 +55,7 @@ COLUMNS: dict[str, str] = {
     "n_folds": "INTEGER",
     "n_repeats": "INTEGER",
     "protocol_seed": "INTEGER",
+    "scaling": "INTEGER",
     "max_samples": "INTEGER",
     "compute_budget": "REAL",
     "device": "TEXT",
@@ -66,6 +68,14 @@ COLUMNS: dict[str, str] = {
 }
 # Columns that change from one execution to the next even with the same seed.
 VOLATILE_COLUMNS = ("fit_time_s", "predict_time_s", "task_time_s", "created_utc", "provenance_id", "traceback")
+
+
+
+
+def without_volatile(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the results without VOLATILE_COLUMNS, sorted by run id, for comparing two executions."""
+    kept = frame.drop(columns=[name for name in VOLATILE_COLUMNS if name in frame.columns])
+    return kept.sort_values("run_id").reset_index(drop=True)
 
 
 class ResultsStore:
@@ -148,7 +158,7 @@ class ResultsStore:
         elif path.suffix == ".parquet":
             frame.to_parquet(path, index=False)
         else:
-            raise ValueError(f"export path {path} must end in .csv or .parquet")
+            raise ValueError(f"export path {path} has suffix {path.suffix!r}; use a path ending in .csv or .parquet")
         return path
 
 

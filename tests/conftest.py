@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPOSITORY_ROOT.parent / "shared"
+# The shared folder sits next to the main checkout, or two levels up from a worktree under wt/.
+SHARED = next((path for path in (REPOSITORY_ROOT.parent / "shared", REPOSITORY_ROOT.parent.parent / "shared")
+               if path.is_dir()), REPOSITORY_ROOT.parent / "shared")
 
 
 def _data_pack() -> Path:
