@@ -143,8 +143,16 @@ class ResultsStore:
         return {row[0] for row in self.connection.execute("SELECT run_id FROM results")}
 
     def frame(self) -> pd.DataFrame:
-        """Return all results, ordered by run id, as a DataFrame."""
-        return pd.read_sql_query("SELECT * FROM results ORDER BY dataset, model, repeat, fold", self.connection)
+        """Return all results as a DataFrame, ordered by (dataset, model, repeat, fold).
+
+        REAL columns are float64 even where every value is NULL, so two frames compare equal
+        whatever subset of runs they hold.
+        """
+        frame = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, model, repeat, fold", self.connection)
+        for name, kind in COLUMNS.items():
+            if kind == "REAL":
+                frame[name] = frame[name].astype("float64")
+        return frame
 
     def provenance(self) -> dict[str, dict]:
         return {key: json.loads(value) for key, value in self.connection.execute("SELECT id, content FROM provenance")}
