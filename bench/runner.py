@@ -16,14 +16,14 @@ from bench import provenance
 from bench.config import DatasetSpec
 from bench.data import find_in_data_dir
 from bench.results import ResultsStore
-from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task
+from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task, lost_task_rows
 from bench.splits import Protocol
 from bench.workers import plan_workers, set_memory_limit, set_thread_count, start_pool
 from models import Rung
 
 logger = logging.getLogger(__name__)
 
-# How warning messages of solvers that stopped before convergence begin, as runs record them.
+# Prefix of the recorded warning messages of solvers that stopped before convergence.
 CONVERGENCE_WARNING = "ConvergenceWarning"
 
 # Rungs whose every run is a task of its own, so that a long MLP fit is never queued
@@ -200,6 +200,9 @@ def _run_locally(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
     logger.info("running on %d local worker process(es) with %d thread(s) each", n_workers, n_threads)
     from concurrent.futures import as_completed
 
+    # NOTE: a worker killed from outside (the kernel's OOM killer, SIGKILL) breaks the whole
+    # pool, so the benchmark stops with BrokenProcessPool. The finished results stay stored and
+    # a rerun resumes, but the killed run is not recorded as failed. --memory-limit avoids this.
     with start_pool(n_workers, n_threads, settings.memory_limit_mb) as pool:
         futures = [pool.submit(execute_task, task) for task in tasks]
         try:
@@ -225,9 +228,15 @@ def _run_on_dask(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
         logger.info("running on Dask scheduler %s with %d worker(s)", settings.scheduler,
                     len(client.scheduler_info()["workers"]))
         futures = [client.submit(execute_task, task, pure=False) for task in tasks]
+        task_of = {future.key: task for future, task in zip(futures, tasks)}
         try:
             for future in as_completed(futures):
-                rows = future.result()
+                try:
+                    rows = future.result()
+                except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after a nanny's memory kill
+                    logger.error("task %s / %s lost: %s: %s", task_of[future.key].spec.name,
+                                 task_of[future.key].model, type(error).__name__, error)
+                    rows = lost_task_rows(task_of[future.key], error)
                 store.add(rows)
                 progress.update(rows)
         except BaseException:

@@ -28,12 +28,13 @@ from models import NotApplicable, Rung, Shape, get_rungs
 # Result status values.
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 # Error kinds of failed or skipped runs.
-ERROR_KINDS = ("exception", "non_finite", "time_limit", "memory", "not_applicable", "compute_budget", "data")
+ERROR_KINDS = ("exception", "non_finite", "time_limit", "memory", "not_applicable", "compute_budget", "data",
+               "worker_lost")
 # Default compute budget per run, in floating-point operations (see `estimated_flops`).
 DEFAULT_COMPUTE_BUDGET = 6e11
 # A regression model whose prediction on its own training rows lies this many training-target
 # standard deviations from the target mean has diverged. Least squares fits stay within
-# a few standard deviations on their training rows; an MLP on raw features in units of 1e10
+# a few standard deviations on their training rows. An MLP on raw features in units of 1e10
 # reached about 3e7 in a measurement on a 40-row synthetic table.
 DIVERGED_PREDICTION_STDS = 1e4
 # Substrings of the RuntimeError messages with which torch reports a failed allocation
@@ -335,6 +336,12 @@ def _device_fields(rung: Rung) -> dict:
         "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
         "dataloader_workers": 0,
     }
+
+
+def lost_task_rows(task: RunTask, error: BaseException) -> list[dict]:
+    """Return a failed row with error kind `worker_lost` for each run of a task whose worker died."""
+    rung = get_rungs([task.model])[0]
+    return [_failed_row(task, rung, repeat, fold, "worker_lost", error) for repeat, fold in task.splits]
 
 
 def _failed_row(task: RunTask, rung: Rung, repeat: int, fold: int, kind: str, error: BaseException) -> dict:

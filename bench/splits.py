@@ -21,7 +21,7 @@ REGRESSION_SPLIT_RULE = "shuffled k-fold per repeat"
 
 @dataclass(frozen=True)
 class Protocol:
-    """How each dataset is split and prepared: folds per repeat, repeats, base seed, scaling.
+    """Split and preparation settings of every dataset: folds per repeat, repeats, base seed, scaling.
 
     `scale=False` leaves numeric features unscaled (imputation and encoding still run),
     which reproduces models trained on raw units; every result records the choice.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
 import signal
@@ -22,8 +22,8 @@ from bench.cli import main
 from bench.config import DatasetSpec, TaskType
 from bench.data import load_dataset
 from bench.results import ResultsStore, without_volatile
-from bench.runner import Settings, Summary, plan_tasks, run_benchmark
-from bench.runs import FAILED, OK, RunTask, execute_run, execute_task
+from bench.runner import Settings, Summary, _log_summary, plan_tasks, run_benchmark
+from bench.runs import FAILED, OK, RunTask, execute_run, execute_task, lost_task_rows
 from bench.splits import Protocol, make_splits
 from bench.workers import start_pool
 from models import ParameterCount, Rung, get_rungs
@@ -224,6 +224,16 @@ def test_memory_limit_fails_run_in_worker(data_dir, fault):
     assert next_row["error_kind"] == "exception"
 
 
+def test_lost_task_rows_fail_every_run():
+    spec = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+    task = RunTask(spec, "constant", ((0, 0), (0, 1)), Protocol(n_folds=2, n_repeats=1), None, None)
+    rows = lost_task_rows(task, RuntimeError("worker died"))
+    assert [row["run_id"] for row in rows] == ["iris/constant/r0/f0", "iris/constant/r0/f1"]
+    assert all(row["status"] == FAILED for row in rows)
+    assert all(row["error_kind"] == "worker_lost" for row in rows)
+    assert all(row["error"] == "RuntimeError: worker died" for row in rows)
+
+
 # ---- Summaries of failures and warnings ---------------------------------------------
 
 def test_summary_groups_identical_failures(data_dir):
@@ -260,6 +270,10 @@ def test_convergence_warnings_reported_once(tmp_path, cases_dir, caplog):
     lines = summary.warning_lines()
     assert len(lines) == 1
     assert lines[0].startswith("logistic_100 on c18: not converged in 15/15 fits (ConvergenceWarning:")
+
+    caplog.set_level(logging.WARNING, logger="bench.runner")
+    _log_summary(summary)
+    assert [record.getMessage() for record in caplog.records] == lines
 
 
 def test_convergence_warnings_absent_with_scaling(tmp_path, cases_dir):
