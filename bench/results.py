@@ -74,8 +74,8 @@ VOLATILE_COLUMNS = ("fit_time_s", "predict_time_s", "task_time_s", "created_utc"
 
 def without_volatile(frame: pd.DataFrame) -> pd.DataFrame:
     """Return the results without VOLATILE_COLUMNS, sorted by run id, for comparing two executions."""
-    kept = frame.drop(columns=[name for name in VOLATILE_COLUMNS if name in frame.columns])
-    return kept.sort_values("run_id").reset_index(drop=True)
+    stable = frame.drop(columns=[name for name in VOLATILE_COLUMNS if name in frame.columns])
+    return stable.sort_values("run_id").reset_index(drop=True)
 
 
 class ResultsStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import sys
@@ -183,10 +184,11 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
     # Execution
     progress = _Progress(summary, n_runs, settings.progress_bar)
     try:
-        if settings.scheduler:
-            _run_on_dask(tasks, store, settings, progress)
-        else:
-            _run_locally(tasks, store, settings, progress)
+        with progress.redirect_logging():
+            if settings.scheduler:
+                _run_on_dask(tasks, store, settings, progress)
+            else:
+                _run_locally(tasks, store, settings, progress)
     finally:
         progress.close()
 
@@ -276,6 +278,14 @@ class _Progress:
             self.bar.set_postfix(done=summary.n_ok, failed=summary.n_failed, skipped=summary.n_skipped,
                                  cached=summary.n_cached, refresh=False)
             self.bar.update(len(rows))
+
+    def redirect_logging(self):
+        """Return a context in which log lines print above the progress bar instead of through it."""
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -22,7 +22,7 @@ from bench.cli import main
 from bench.config import DatasetSpec, TaskType
 from bench.data import load_dataset
 from bench.results import ResultsStore, without_volatile
-from bench.runner import Settings, Summary, _log_summary, plan_tasks, run_benchmark
+from bench.runner import Settings, Summary, _log_summary, _Progress, plan_tasks, run_benchmark
 from bench.runs import FAILED, OK, RunTask, execute_run, execute_task, lost_task_rows
 from bench.splits import Protocol, make_splits
 from bench.workers import start_pool
@@ -326,6 +326,22 @@ def test_mlp_results_repeat_bit_identical(tmp_path, cases_dir):
     assert (first["dataloader_workers"] == 0).all()
 
 
+def test_progress_logs_running_counts(caplog):
+    summary = Summary(n_total=5, n_cached=1)
+    progress = _Progress(summary, n_runs=4, show_bar=False)
+    rows = [
+        {"dataset": "iris", "model": "constant", "status": OK, "warnings": "{}"},
+        {"dataset": "iris", "model": "constant", "status": FAILED, "error_kind": "exception", "error": "E: x",
+         "warnings": "{}"},
+    ]
+    caplog.set_level(logging.INFO, logger="bench.runner")
+    progress.update(rows)
+
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("[2/4] done 1, failed 1, skipped 0, cached 1, remaining 2, eta ")
+    assert message.endswith("| iris / constant")
+
+
 # ---- Selection and planning -------------------------------------------------------------
 
 def test_plan_tasks_skips_finished_runs():
@@ -411,7 +427,7 @@ def test_cli_export_bad_suffix_exits_2(tmp_path, capsys):
 def _cli_run_command(data_dir: Path, results: Path, reports: Path) -> list[str]:
     return [sys.executable, "-m", "bench.cli", "--quiet", "run", "--data-dir", str(data_dir),
             "--dataset", "iris", "labor", "sleep",
-            "--model", "constant", "decision_tree", "random_forest_300",
+            "--model", "constant", "decision_tree", "knn_5", "l2_linear",
             "--folds", "2", "--repeats", "2", "--workers", "1", "--no-progress",
             "--results", str(results), "--reports", str(reports)]
 
@@ -439,10 +455,10 @@ def test_benchmark_resumes_after_sigkill(tmp_path, data_dir):
     # The whole process group, so the pool's worker dies with the main process.
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    kept = _stable_results(interrupted)
+    stored_before_kill = _stable_results(interrupted)
 
     assert still_running, "the benchmark finished before it could be killed; enlarge the grid"
-    assert 0 < len(kept) < 36
+    assert 0 < len(stored_before_kill) < 48
 
     subprocess.run(_cli_run_command(data_dir, interrupted, tmp_path / "reports_a"), cwd=REPOSITORY_ROOT,
                    env=environment, check=True, capture_output=True)
@@ -451,11 +467,11 @@ def test_benchmark_resumes_after_sigkill(tmp_path, data_dir):
     resumed = _stable_results(interrupted)
     expected = _stable_results(reference)
 
-    assert len(resumed) == 36
+    assert len(resumed) == 48
     assert resumed["run_id"].is_unique
-    # Columns that are all None among the kept rows read back as object dtype.
-    pd.testing.assert_frame_equal(resumed[resumed["run_id"].isin(kept["run_id"])].reset_index(drop=True), kept,
-                                  check_dtype=False)
+    # An INTEGER column that is NULL in every row of a subset reads back as object dtype.
+    resumed_subset = resumed[resumed["run_id"].isin(stored_before_kill["run_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed_subset, stored_before_kill, check_dtype=False)
     pd.testing.assert_frame_equal(resumed, expected, check_exact=True)
 
 
