@@ -162,7 +162,7 @@ def _export(args) -> int:
         raise ValueError(f"export path {args.output} has suffix {args.output.suffix!r}; use .csv or .parquet")
     with ResultsStore(args.results) as store:
         path = store.export(args.output)
-    print(f"exported: {path}")
+    print(f"exported: {path} (provenance: {path.with_suffix('.provenance.json')})")
     return 0
 
 

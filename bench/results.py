@@ -158,15 +158,22 @@ class ResultsStore:
         return {key: json.loads(value) for key, value in self.connection.execute("SELECT id, content FROM provenance")}
 
     def export(self, path: str | Path) -> Path:
-        """Write all results to a .csv or .parquet file, chosen by the suffix."""
+        """Write all results to a .csv or .parquet file, chosen by the suffix.
+
+        The provenance records that the rows' `provenance_id` refers to go to a JSON file
+        next to it, `<stem>.provenance.json`, so the export stays citable without the database.
+        """
         path = Path(path)
+        if path.suffix not in (".csv", ".parquet"):
+            raise ValueError(f"export path {path} has suffix {path.suffix!r}; use a path ending in .csv or .parquet")
         frame = self.frame()
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
             frame.to_csv(path, index=False)
-        elif path.suffix == ".parquet":
-            frame.to_parquet(path, index=False)
         else:
-            raise ValueError(f"export path {path} has suffix {path.suffix!r}; use a path ending in .csv or .parquet")
+            frame.to_parquet(path, index=False)
+        provenance_path = path.with_suffix(".provenance.json")
+        provenance_path.write_text(json.dumps(self.provenance(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
 

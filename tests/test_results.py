@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pandas as pd
@@ -80,6 +81,15 @@ def test_results_export_round_trip(tmp_path, suffix):
     assert list(exported.columns) == list(COLUMNS)
     assert exported["run_id"].tolist() == expected["run_id"].tolist()
     assert exported["test_score"].tolist() == [0.5, 0.75]
+
+
+def test_results_export_writes_provenance(tmp_path):
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        store.add_provenance("abc", {"git_commit": "123"})
+        store.add([{**_row("iris/constant/r0/f0"), "provenance_id": "abc"}])
+        store.export(tmp_path / "out" / "results.csv")
+    written = json.loads((tmp_path / "out" / "results.provenance.json").read_text(encoding="utf-8"))
+    assert written == {"abc": {"git_commit": "123"}}
 
 
 def test_results_export_unknown_suffix_raises(tmp_path):
