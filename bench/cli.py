@@ -1,4 +1,4 @@
-"""Command line: `occam-bench run`, `report`, `ladder`, `datasets`."""
+"""Command line: `occam-bench run`, `report`, `export`, `ladder`."""
 
 from __future__ import annotations
 
@@ -48,13 +48,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--compute-budget", type=float,
                      help="largest estimated training cost of one network run, in floating-point operations "
                           "(default 6e11)")
-    run.add_argument("--time-limit", type=float, metavar="SECONDS", help="time limit per run in seconds")
+    run.add_argument("--time-limit", type=float, metavar="SECONDS",
+                     help="time limit per run in seconds; a run over it fails with error kind time_limit")
+    run.add_argument("--memory-limit", type=float, metavar="MIB",
+                     help="address-space limit per worker process in MiB (RLIMIT_AS, virtual memory, so allow "
+                          "about 1024 MiB for torch itself); a run over it fails with error kind memory")
+    run.add_argument("--no-scaling", action="store_true",
+                     help="leave numeric features unscaled (recorded in the results as scaling=0)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="show a progress bar (default: only when stderr is a terminal)")
     run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     run.add_argument("--threads", type=int, help="BLAS and torch threads per worker (default: cores / workers)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address such as tcp://HOST:8786")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"results database (default {DEFAULT_RESULTS})")
     run.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help=f"reports folder (default {DEFAULT_REPORTS})")
     run.set_defaults(handler=_run)
+
+    export = commands.add_parser("export", help="write every result of the results database to CSV or Parquet")
+    export.add_argument("output", type=Path, help="output file ending in .csv or .parquet")
+    export.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"results database (default {DEFAULT_RESULTS})")
+    export.set_defaults(handler=_export)
 
     report = commands.add_parser("report", help="rebuild the reports from the results database, without fitting")
     report.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
@@ -108,12 +121,14 @@ def _run(args) -> int:
         raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset}, --tag {args.tag})")
     rungs = get_rungs(args.model)
     settings = Settings(
-        protocol=Protocol(n_folds=args.folds, n_repeats=args.repeats, seed=args.seed),
+        protocol=Protocol(n_folds=args.folds, n_repeats=args.repeats, seed=args.seed, scale=not args.no_scaling),
         data_dir=_data_dir(args),
         cache_dir=args.cache_dir,
         compute_budget=args.compute_budget if args.compute_budget is not None else DEFAULT_COMPUTE_BUDGET,
         time_limit_s=args.time_limit,
+        memory_limit_mb=args.memory_limit,
         max_samples=args.max_samples,
+        progress_bar=args.progress,
         n_workers=args.workers,
         n_threads=args.threads,
         scheduler=args.scheduler,
@@ -143,6 +158,19 @@ def _report(args) -> int:
     with ResultsStore(args.results) as store:
         written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({', '.join(p.name for p in written)})")
+    return 0
+
+
+def _export(args) -> int:
+    from bench.results import ResultsStore
+
+    if not args.results.is_file():
+        raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first")
+    if args.output.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"export path {args.output} has suffix {args.output.suffix!r}; use .csv or .parquet")
+    with ResultsStore(args.results) as store:
+        path = store.export(args.output)
+    print(f"exported: {path} (provenance: {path.with_suffix('.provenance.json')})")
     return 0
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+# Version 2 added `scaling`, the protocol's feature scaling flag.
+SCHEMA_VERSION = 2
 # Every column of the results table and its SQLite type.
 COLUMNS: dict[str, str] = {
     "run_id": "TEXT PRIMARY KEY",
@@ -54,6 +55,7 @@ COLUMNS: dict[str, str] = {
     "n_folds": "INTEGER",
     "n_repeats": "INTEGER",
     "protocol_seed": "INTEGER",
+    "scaling": "INTEGER",
     "max_samples": "INTEGER",
     "compute_budget": "REAL",
     "device": "TEXT",
@@ -66,6 +68,14 @@ COLUMNS: dict[str, str] = {
 }
 # Columns that change from one execution to the next even with the same seed.
 VOLATILE_COLUMNS = ("fit_time_s", "predict_time_s", "task_time_s", "created_utc", "provenance_id", "traceback")
+
+
+
+
+def without_volatile(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the results without VOLATILE_COLUMNS, sorted by run id, for comparing two executions."""
+    stable = frame.drop(columns=[name for name in VOLATILE_COLUMNS if name in frame.columns])
+    return stable.sort_values("run_id").reset_index(drop=True)
 
 
 class ResultsStore:
@@ -133,22 +143,37 @@ class ResultsStore:
         return {row[0] for row in self.connection.execute("SELECT run_id FROM results")}
 
     def frame(self) -> pd.DataFrame:
-        """Return all results, ordered by run id, as a DataFrame."""
-        return pd.read_sql_query("SELECT * FROM results ORDER BY dataset, model, repeat, fold", self.connection)
+        """Return all results as a DataFrame, ordered by (dataset, model, repeat, fold).
+
+        REAL columns are float64 even where every value is NULL, so two frames compare equal
+        whatever subset of runs they hold.
+        """
+        frame = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, model, repeat, fold", self.connection)
+        for name, kind in COLUMNS.items():
+            if kind == "REAL":
+                frame[name] = frame[name].astype("float64")
+        return frame
 
     def provenance(self) -> dict[str, dict]:
         return {key: json.loads(value) for key, value in self.connection.execute("SELECT id, content FROM provenance")}
 
     def export(self, path: str | Path) -> Path:
-        """Write all results to a .csv or .parquet file, chosen by the suffix."""
+        """Write all results to a .csv or .parquet file, chosen by the suffix.
+
+        The provenance records that the rows' `provenance_id` refers to go to a JSON file
+        next to it, `<stem>.provenance.json`, so the export stays citable without the database.
+        """
         path = Path(path)
+        if path.suffix not in (".csv", ".parquet"):
+            raise ValueError(f"export path {path} has suffix {path.suffix!r}; use a path ending in .csv or .parquet")
         frame = self.frame()
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
             frame.to_csv(path, index=False)
-        elif path.suffix == ".parquet":
-            frame.to_parquet(path, index=False)
         else:
-            raise ValueError(f"export path {path} must end in .csv or .parquet")
+            frame.to_parquet(path, index=False)
+        provenance_path = path.with_suffix(".provenance.json")
+        provenance_path.write_text(json.dumps(self.provenance(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
 

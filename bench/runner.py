@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +17,15 @@ from bench import provenance
 from bench.config import DatasetSpec
 from bench.data import find_in_data_dir
 from bench.results import ResultsStore
-from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task
+from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task, lost_task_rows
 from bench.splits import Protocol
-from bench.workers import plan_workers, set_thread_count, start_pool
+from bench.workers import plan_workers, set_memory_limit, set_thread_count, start_pool
 from models import Rung
 
 logger = logging.getLogger(__name__)
+
+# Prefix of the recorded warning messages of solvers that stopped before convergence.
+CONVERGENCE_WARNING = "ConvergenceWarning"
 
 # Rungs whose every run is a task of its own, so that a long MLP fit is never queued
 # behind another one in the same worker and an interrupted benchmark loses at most one run.
@@ -37,17 +42,30 @@ class Settings:
     compute_budget: float = DEFAULT_COMPUTE_BUDGET
     time_limit_s: float | None = None
     max_samples: int | None = None
+    memory_limit_mb: float | None = None
     n_workers: int | None = None
     n_threads: int | None = None
     scheduler: str | None = None
+    # None shows a tqdm progress bar only when stderr is a terminal.
+    progress_bar: bool | None = None
+
+    def __post_init__(self):
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s={self.time_limit_s} is invalid; use a positive number of seconds")
+        if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
+            raise ValueError(f"memory_limit_mb={self.memory_limit_mb} is invalid; use a positive number of MiB")
+        if self.max_samples is not None and self.max_samples < 2:
+            raise ValueError(f"max_samples={self.max_samples} is invalid; use 2 or more samples")
 
     def describe(self) -> dict:
         return {
             "n_folds": self.protocol.n_folds,
             "n_repeats": self.protocol.n_repeats,
             "seed": self.protocol.seed,
+            "scaling": self.protocol.scale,
             "compute_budget": self.compute_budget,
             "time_limit_s": self.time_limit_s,
+            "memory_limit_mb": self.memory_limit_mb,
             "max_samples": self.max_samples,
             "scheduler": self.scheduler or "local processes",
         }
@@ -70,6 +88,46 @@ class Summary:
 
     def models_all_failed(self) -> list[str]:
         return sorted(m for m, n in self.runs_per_model.items() if n and self.failed_per_model[m] == n)
+
+    def record(self, row: dict) -> None:
+        """Count one finished result row: its status, its failure message and its warnings."""
+        model = row["model"]
+        pair = (model, row["dataset"])
+        self.runs_per_model[model] += 1
+        self.runs_per_pair[pair] += 1
+        if row["status"] == OK:
+            self.n_ok += 1
+        elif row["status"] == SKIPPED:
+            self.n_skipped += 1
+        else:
+            self.n_failed += 1
+            self.failed_per_model[model] += 1
+            self.failures.setdefault(model, collections.Counter())[f"{row['error_kind']}: {row['error']}"] += 1
+        # A run counts once per distinct warning message, however often it raised it.
+        messages = json.loads(row.get("warnings") or "{}")
+        if messages:
+            self.warnings.setdefault(pair, collections.Counter()).update({message: 1 for message in messages})
+
+    def warning_lines(self) -> list[str]:
+        """Return one line per (model, dataset) and warning message, with how many runs raised it."""
+        lines = []
+        for (model, dataset), counter in sorted(self.warnings.items()):
+            n_runs = self.runs_per_pair[(model, dataset)]
+            for message, n_with in sorted(counter.items()):
+                if message.startswith(CONVERGENCE_WARNING):
+                    lines.append(f"{model} on {dataset}: not converged in {n_with}/{n_runs} fits ({message})")
+                else:
+                    lines.append(f"{model} on {dataset}: warning in {n_with}/{n_runs} runs: {message}")
+        return lines
+
+    def failure_lines(self) -> list[str]:
+        """Return per model the failed-run count, then each distinct `error_kind: message` with its count."""
+        lines = []
+        for model, counter in sorted(self.failures.items()):
+            lines.append(f"{model}: {sum(counter.values())}/{self.runs_per_model[model]} run(s) failed")
+            for message, count in sorted(counter.items(), key=lambda item: (-item[1], item[0])):
+                lines.append(f"    {count} x {message}")
+        return lines
 
 
 def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, finished: set[str],
@@ -124,11 +182,15 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
         return summary
 
     # Execution
-    progress = _Progress(summary, n_runs)
-    if settings.scheduler:
-        _run_on_dask(tasks, store, settings, progress)
-    else:
-        _run_locally(tasks, store, settings, progress)
+    progress = _Progress(summary, n_runs, settings.progress_bar)
+    try:
+        with progress.redirect_logging():
+            if settings.scheduler:
+                _run_on_dask(tasks, store, settings, progress)
+            else:
+                _run_locally(tasks, store, settings, progress)
+    finally:
+        progress.close()
 
     # Finish
     _log_summary(summary)
@@ -140,7 +202,10 @@ def _run_locally(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
     logger.info("running on %d local worker process(es) with %d thread(s) each", n_workers, n_threads)
     from concurrent.futures import as_completed
 
-    with start_pool(n_workers, n_threads) as pool:
+    # NOTE: a worker killed from outside (the kernel's OOM killer, SIGKILL) breaks the whole
+    # pool, so the benchmark stops with BrokenProcessPool. The finished results stay stored and
+    # a rerun resumes, but the killed run is not recorded as failed. --memory-limit avoids this.
+    with start_pool(n_workers, n_threads, settings.memory_limit_mb) as pool:
         futures = [pool.submit(execute_task, task) for task in tasks]
         try:
             for future in as_completed(futures):
@@ -158,44 +223,50 @@ def _run_on_dask(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
 
     n_threads = settings.n_threads or 1
     with Client(settings.scheduler) as client:
-        # NOTE: workers that join after this call keep their own thread settings.
+        # NOTE: workers that join after these calls keep their own thread and memory settings.
         client.run(set_thread_count, n_threads)
+        if settings.memory_limit_mb is not None:
+            client.run(set_memory_limit, settings.memory_limit_mb)
         logger.info("running on Dask scheduler %s with %d worker(s)", settings.scheduler,
                     len(client.scheduler_info()["workers"]))
         futures = [client.submit(execute_task, task, pure=False) for task in tasks]
-        for future in as_completed(futures):
-            rows = future.result()
-            store.add(rows)
-            progress.update(rows)
+        task_of = {future.key: task for future, task in zip(futures, tasks)}
+        try:
+            for future in as_completed(futures):
+                try:
+                    rows = future.result()
+                except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after a nanny's memory kill
+                    logger.error("task %s / %s lost: %s: %s", task_of[future.key].spec.name,
+                                 task_of[future.key].model, type(error).__name__, error)
+                    rows = lost_task_rows(task_of[future.key], error)
+                store.add(rows)
+                progress.update(rows)
+        except BaseException:
+            client.cancel(futures)
+            raise
 
 
 class _Progress:
-    """Logs one line per finished task with running counts and the estimated time left."""
+    """Reports running counts and the estimated time left: a log line per task, and a tqdm bar on a terminal."""
 
-    def __init__(self, summary: Summary, n_runs: int):
+    def __init__(self, summary: Summary, n_runs: int, show_bar: bool | None = None):
         self.summary = summary
         self.n_runs = n_runs
         self.n_done = 0
         self.started = time.monotonic()
+        if show_bar is None:
+            show_bar = sys.stderr.isatty()
+        self.bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n_runs, unit="run", dynamic_ncols=True)
 
     def update(self, rows: list[dict]) -> None:
         summary = self.summary
         for row in rows:
             self.n_done += 1
-            summary.runs_per_model[row["model"]] += 1
-            if row["status"] == OK:
-                summary.n_ok += 1
-            elif row["status"] == SKIPPED:
-                summary.n_skipped += 1
-            else:
-                summary.n_failed += 1
-                summary.failed_per_model[row["model"]] += 1
-                summary.failures.setdefault(row["model"], collections.Counter())[row["error"]] += 1
-            pair = (row["model"], row["dataset"])
-            summary.runs_per_pair[pair] += 1
-            warnings = json.loads(row.get("warnings") or "{}")
-            if warnings:
-                summary.warnings.setdefault(pair, collections.Counter()).update({message: 1 for message in warnings})
+            summary.record(row)
         elapsed = time.monotonic() - self.started
         remaining = self.n_runs - self.n_done
         eta = elapsed / self.n_done * remaining if self.n_done else 0.0
@@ -203,6 +274,22 @@ class _Progress:
         logger.info("[%d/%d] done %d, failed %d, skipped %d, cached %d, remaining %d, eta %s | %s / %s",
                     self.n_done, self.n_runs, summary.n_ok, summary.n_failed, summary.n_skipped, summary.n_cached,
                     remaining, _duration(eta), first["dataset"], first["model"])
+        if self.bar is not None:
+            self.bar.set_postfix(done=summary.n_ok, failed=summary.n_failed, skipped=summary.n_skipped,
+                                 cached=summary.n_cached, refresh=False)
+            self.bar.update(len(rows))
+
+    def redirect_logging(self):
+        """Return a context in which log lines print above the progress bar instead of through it."""
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _duration(seconds: float) -> str:
@@ -212,13 +299,7 @@ def _duration(seconds: float) -> str:
 
 
 def _log_summary(summary: Summary) -> None:
-    # One line per (model, dataset) and message, however many runs raised it.
-    for (model, dataset), counter in sorted(summary.warnings.items()):
-        n_runs = summary.runs_per_pair[(model, dataset)]
-        for message, n_with in counter.items():
-            logger.warning("%s on %s: warning in %d/%d runs: %s", model, dataset, n_with, n_runs, message)
-    for model, counter in sorted(summary.failures.items()):
-        total = sum(counter.values())
-        logger.warning("%s: %d failed run(s)", model, total)
-        for message, count in counter.most_common():
-            logger.warning("    %d x %s", count, message)
+    for line in summary.warning_lines():
+        logger.warning("%s", line)
+    for line in summary.failure_lines():
+        logger.warning("%s", line)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import ctypes
 import json
 import math
 import signal
+import threading
 import time
 import traceback
 import warnings
@@ -26,9 +28,18 @@ from models import NotApplicable, Rung, Shape, get_rungs
 # Result status values.
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 # Error kinds of failed or skipped runs.
-ERROR_KINDS = ("exception", "non_finite", "time_limit", "memory", "not_applicable", "compute_budget", "data")
+ERROR_KINDS = ("exception", "non_finite", "time_limit", "memory", "not_applicable", "compute_budget", "data",
+               "worker_lost")
 # Default compute budget per run, in floating-point operations (see `estimated_flops`).
 DEFAULT_COMPUTE_BUDGET = 6e11
+# A regression model whose prediction on its own training rows lies this many training-target
+# standard deviations from the target mean has diverged. Least squares fits stay within
+# a few standard deviations on their training rows. An MLP on raw features in units of 1e10
+# reached about 3e7 in a measurement on a 40-row synthetic table.
+DIVERGED_PREDICTION_STDS = 1e4
+# Substrings of the RuntimeError messages with which torch reports a failed allocation
+# ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory").
+MEMORY_ERROR_TEXTS = ("can't allocate memory", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class RunTask:
 
 class TimeLimitError(TimeoutError):
     """Raised inside a run that exceeded its time limit."""
+
+
+class _AsyncTimeLimitError(TimeLimitError):
+    """TimeLimitError delivered into a thread other than the main one, where SIGALRM cannot reach."""
 
 
 def estimated_flops(rung: Rung, shape: Shape, n_train_samples: int) -> float | None:
@@ -135,14 +150,18 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
             estimator.fit(X_train, y_train)
             row["fit_time_s"] = time.perf_counter() - fit_started
             predict_started = time.perf_counter()
-            train_scores, train_reasons = _score(estimator, dataset, X_train, y_train)
+            train_scores, train_reasons = _score(estimator, dataset, X_train, y_train, y_fit=y_train)
             test_scores, test_reasons = _score(estimator, dataset, X_test, y_test)
             row["predict_time_s"] = time.perf_counter() - predict_started
             counted = rung.count(estimator, shape, X_train)
-    except TimeLimitError as error:
+    except TimeLimitError:
+        error = TimeLimitError(f"time limit of {task.time_limit_s:g} s exceeded")
         return _finish_failed(row, "time_limit", error, captured)
     except MemoryError as error:
         return _finish_failed(row, "memory", error, captured)
+    except RuntimeError as error:
+        kind = "memory" if any(text in str(error) for text in MEMORY_ERROR_TEXTS) else "exception"
+        return _finish_failed(row, kind, error, captured)
     except (NonFiniteError, FloatingPointError) as error:
         return _finish_failed(row, "non_finite", error, captured)
     except Exception as error:  # noqa: BLE001 - any failure of a model becomes a failed result
@@ -192,13 +211,13 @@ _PREPARED_MAX = 12
 
 def _prepared_split(task: RunTask, dataset: Dataset, split: Split):
     """Return the preprocessed train and test parts of a split, fitted on the train part."""
-    key = (dataset.name, dataset.sha256, task.max_samples, split.repeat, split.fold, split.seed)
+    key = (dataset.name, dataset.sha256, task.max_samples, split.repeat, split.fold, split.seed, task.protocol.scale)
     if key in _PREPARED:
         _PREPARED.move_to_end(key)
         return _PREPARED[key]
     X_train_frame = dataset.X.iloc[split.train]
     X_test_frame = dataset.X.iloc[split.test]
-    preprocessor = Preprocessor().fit(X_train_frame)
+    preprocessor = Preprocessor(scale=task.protocol.scale).fit(X_train_frame)
     X_train = preprocessor.transform(X_train_frame)
     X_test = preprocessor.transform(X_test_frame)
     notes = list(preprocessor.notes_)
@@ -234,12 +253,30 @@ def subsample(dataset: Dataset, max_samples: int, seed: int) -> Dataset:
 
 # ---- Scoring --------------------------------------------------------------------
 
-def _score(estimator, dataset: Dataset, X, y):
+def _score(estimator, dataset: Dataset, X, y, y_fit=None):
+    """Score predictions on X; with `y_fit`, the training target, also check regression divergence."""
     prediction = np.asarray(estimator.predict(X))
+    if y_fit is not None and not dataset.task.is_classification:
+        _check_diverged(estimator, prediction, y_fit)
     proba = None
     if dataset.task.is_classification and hasattr(estimator, "predict_proba"):
         proba = _full_proba(estimator.predict_proba(X), estimator.classes_, dataset.n_classes)
     return score(dataset.task, y, prediction, proba, dataset.n_classes)
+
+
+def _check_diverged(estimator, prediction: np.ndarray, y_fit: np.ndarray) -> None:
+    """Raise NonFiniteError when training predictions are non-finite or far outside the target's spread."""
+    epoch = getattr(estimator, "best_epoch_", None)
+    at_epoch = f" at epoch {epoch}" if epoch is not None else ""
+    if not np.all(np.isfinite(prediction)):
+        raise NonFiniteError(f"diverged: non-finite predictions on the train part{at_epoch}")
+    spread = float(np.std(y_fit)) or 1.0
+    n_stds = float(np.max(np.abs(prediction - np.mean(y_fit)))) / spread
+    if n_stds > DIVERGED_PREDICTION_STDS:
+        raise NonFiniteError(
+            f"diverged: predictions on the train part reach {n_stds:.2g} target standard deviations "
+            f"from the target mean{at_epoch} (limit {DIVERGED_PREDICTION_STDS:g}); scale the features"
+        )
 
 
 def _full_proba(proba: np.ndarray, seen_classes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -273,6 +310,7 @@ def _base_row(task: RunTask, rung: Rung, key: RunKey, seed: int, dataset: Datase
         "n_folds": task.protocol.n_folds,
         "n_repeats": task.protocol.n_repeats,
         "protocol_seed": task.protocol.seed,
+        "scaling": task.protocol.scale,
         "max_samples": task.max_samples,
         "compute_budget": task.compute_budget,
         "model_config": json.dumps(rung.config, sort_keys=True, default=str),
@@ -298,6 +336,12 @@ def _device_fields(rung: Rung) -> dict:
         "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
         "dataloader_workers": 0,
     }
+
+
+def lost_task_rows(task: RunTask, error: BaseException) -> list[dict]:
+    """Return a failed row with error kind `worker_lost` for each run of a task whose worker died."""
+    rung = get_rungs([task.model])[0]
+    return [_failed_row(task, rung, repeat, fold, "worker_lost", error) for repeat, fold in task.splits]
 
 
 def _failed_row(task: RunTask, rung: Rung, repeat: int, fold: int, kind: str, error: BaseException) -> dict:
@@ -336,32 +380,56 @@ def _simple_params(estimator) -> dict:
 
 
 class _time_limit:
-    """Raise TimeLimitError in the main thread after `seconds`, using SIGALRM where available."""
+    """Raise TimeLimitError in the running thread after `seconds`.
+
+    The main thread gets SIGALRM, which also interrupts a sleeping system call. Any other
+    thread, such as a Dask worker's task thread, gets the exception asynchronously through
+    PyThreadState_SetAsyncExc from a timer thread.
+    """
 
     def __init__(self, seconds: float | None):
         self.seconds = seconds
+        self.timer: threading.Timer | None = None
+        self.uses_signal = False
 
     def __enter__(self):
-        self.active = bool(self.seconds) and hasattr(signal, "setitimer") and _in_main_thread()
-        if self.active:
+        if not self.seconds:
+            return self
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            self.uses_signal = True
             self.previous = signal.signal(signal.SIGALRM, self._raise)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            return self
+        # NOTE: an asynchronous exception is raised at the thread's next Python bytecode, so a
+        # single long call into C (one BLAS product, one torch kernel, a sleep) finishes first.
+        self.thread_id = threading.get_ident()
+        self.lock = threading.Lock()
+        self.done = False
+        self.timer = threading.Timer(self.seconds, self._raise_in_thread)
+        self.timer.daemon = True
+        self.timer.start()
         return self
 
     def _raise(self, signum, frame):
         raise TimeLimitError(f"time limit of {self.seconds:g} s exceeded")
 
+    def _raise_in_thread(self) -> None:
+        with self.lock:
+            if not self.done:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id),
+                                                           ctypes.py_object(_AsyncTimeLimitError))
+
     def __exit__(self, *exc):
-        if self.active:
+        if self.uses_signal:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous)
+        elif self.timer is not None:
+            with self.lock:
+                self.done = True
+                self.timer.cancel()
+                # Clears an exception that the timer set but the thread has not raised yet.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
         return False
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def is_finite_number(value) -> bool:

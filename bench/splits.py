@@ -21,11 +21,16 @@ REGRESSION_SPLIT_RULE = "shuffled k-fold per repeat"
 
 @dataclass(frozen=True)
 class Protocol:
-    """How each dataset is split: folds per repeat, repeats, base seed."""
+    """Split and preparation settings of every dataset: folds per repeat, repeats, base seed, scaling.
+
+    `scale=False` leaves numeric features unscaled (imputation and encoding still run),
+    which reproduces models trained on raw units; every result records the choice.
+    """
 
     n_folds: int = 5
     n_repeats: int = 2
     seed: int = 0
+    scale: bool = True
 
     def __post_init__(self):
         if self.n_folds < 2:
@@ -76,4 +81,5 @@ def make_splits(y, task: TaskType, protocol: Protocol, dataset_name: str) -> lis
 
 
 def split_rule(task: TaskType) -> str:
+    """Return the recorded rule of how splits of this task type are drawn."""
     return SPLIT_RULE if task.is_classification else REGRESSION_SPLIT_RULE
