@@ -89,6 +89,15 @@ def estimated_flops(rung: Rung, shape: Shape, n_train_samples: int) -> float | N
     return rung.flops_per_sample_epoch(shape) * n_train_samples * max_epochs
 
 
+def budget_train_samples(dataset: Dataset, protocol: Protocol) -> int:
+    """Return the largest train part of any split of the protocol.
+
+    The compute budget is decided with this size for every split of a dataset, so that
+    train parts differing by one sample never run some folds of a rung and skip others.
+    """
+    return dataset.n_samples - dataset.n_samples // protocol.n_folds
+
+
 def execute_task(task: RunTask) -> list[dict]:
     """Execute every run of a task and return one result row per run; never raises for a run."""
     started = time.perf_counter()
@@ -100,9 +109,16 @@ def execute_task(task: RunTask) -> list[dict]:
     except Exception as error:  # noqa: BLE001 - a dataset that fails to load fails all its runs
         return [_failed_row(task, rung, repeat, fold, "data", error) for repeat, fold in task.splits]
 
-    rows = []
-    for repeat, fold in task.splits:
-        rows.append(execute_run(task, rung, dataset, splits[(repeat, fold)]))
+    from bench.stacked import execute_stacked_runs
+    from models.mlp import is_stackable
+
+    ordered = [splits[(repeat, fold)] for repeat, fold in task.splits]
+    if is_stackable(rung) and len(ordered) > 1:
+        # Small MLP rungs train the runs of all splits as one stacked model, which is
+        # several times faster than one at a time and gives the same results.
+        rows = execute_stacked_runs(task, rung, dataset, ordered)
+    else:
+        rows = [execute_run(task, rung, dataset, split) for split in ordered]
     if rows:
         rows[-1]["task_time_s"] = time.perf_counter() - started
     return rows
@@ -127,7 +143,7 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
     shape = Shape(dataset.task, X_train.shape[1], dataset.n_classes, len(y_train))
 
     # Model
-    flops = estimated_flops(rung, shape, len(y_train))
+    flops = estimated_flops(rung, shape, budget_train_samples(dataset, task.protocol))
     row["estimated_flops"] = flops
     if flops is not None and flops > task.compute_budget:
         return _finish_skipped(
@@ -168,6 +184,8 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
         return _finish_failed(row, "exception", error, captured)
 
     # Result
+    if hasattr(estimator, "precision_"):
+        row["precision"] = estimator.precision_
     metric = PRIMARY_METRIC[dataset.task]
     row.update(
         status=OK,
@@ -328,7 +346,8 @@ def _device_fields(rung: Rung) -> dict:
         return {"device": "cpu", "precision": "float64"}
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Only the MLP moves to a GPU when one is present; the GNN always trains on the CPU.
+    device = "cuda" if rung.family == "mlp" and torch.cuda.is_available() else "cpu"
     return {
         "device": device,
         "precision": "float32",

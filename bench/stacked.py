@@ -22,7 +22,7 @@ from bench.data import Dataset
 from bench.metrics import NonFiniteError, PRIMARY_METRIC
 from bench.runs import (
     OK, RunKey, RunTask, TimeLimitError, _base_row, _finish_failed, _finish_skipped, _prepared_split,
-    _record_warnings, _score, _simple_params, _time_limit, estimated_flops,
+    _record_warnings, _score, _simple_params, _time_limit, budget_train_samples, estimated_flops,
 )
 from bench.splits import Split, derive_seed
 from models import NotApplicable, Rung, Shape
@@ -97,7 +97,7 @@ def _prepare_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> _
     row["notes"] = json.dumps(dataset.notes + preprocess_notes)
     shape = Shape(dataset.task, X_train.shape[1], dataset.n_classes, len(y_train))
 
-    flops = estimated_flops(rung, shape, len(y_train))
+    flops = estimated_flops(rung, shape, budget_train_samples(dataset, task.protocol))
     row["estimated_flops"] = flops
     if flops is not None and flops > task.compute_budget:
         return _finish_skipped(
