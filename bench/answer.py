@@ -7,16 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-from bench.runs import OK
 
 # The gap (train_score - test_score) above which a model counts as overfitting, in units
 # of the task metric (accuracy, balanced accuracy or R^2 all lie in [0, 1]).
 GAP_THRESHOLD = 0.10
 # Confidence level of the coefficient intervals of the cross-dataset fit.
 CONFIDENCE = 0.95
-# Fewest datasets the cross-dataset fit takes: three coefficients plus one residual degree.
+# Minimum number of datasets for the cross-dataset fit: three coefficients plus one residual degree.
 MIN_DATASETS_FOR_FIT = 4
 
 OBSERVED_COLUMNS = (
@@ -29,6 +26,8 @@ OBSERVED_COLUMNS = (
 def model_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Return one row per (dataset, model) whose every run finished ok: mean scores, gap,
     parameter count and the standard error of the mean test score over repeats and folds."""
+    from bench.runs import OK  # imported here: bench.runs pulls in every model family
+
     required = {"dataset", "model", "status", "test_score", "train_score", "gap", "n_parameters", "n_train_samples"}
     missing = sorted(required - set(frame.columns))
     if missing:
@@ -142,6 +141,8 @@ def fit_log_log(best_n_parameters, n_samples, p_eff, confidence: float = CONFIDE
     Raises:
         ValueError: when fewer than 4 datasets have positive, finite values of all three.
     """
+    from scipy import stats
+
     values = np.column_stack([np.asarray(best_n_parameters, float), np.asarray(n_samples, float),
                               np.asarray(p_eff, float)])
     usable = np.all(np.isfinite(values) & (values > 0), axis=1)

@@ -1,4 +1,4 @@
-"""Command line: `occam-bench run`, `report`, `ladder`, `datasets`."""
+"""Command line: `occam-bench run`, `report`, `ladder`, `datasets`, `simulate`, `analyze`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench.analysis_cli import add_analysis_commands
 from bench.config import ConfigError, load_config
 from bench.data import DATA_DIR_ENV, DataError
 
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     ladder.add_argument("--n-classes", type=int, default=2, help="classes; 0 or 1 means regression (default 2)")
     ladder.add_argument("--n-samples", type=int, default=100, help="training samples (default 100)")
     ladder.set_defaults(handler=_ladder)
+
+    add_analysis_commands(commands)
     return parser
 
 

@@ -85,7 +85,7 @@ def _checked_matrix(X) -> np.ndarray:
     if X.shape[0] < 3 or X.shape[1] < 1:
         raise ValueError(f"X has shape {X.shape}; effective dimension needs at least 3 samples and 1 feature")
     if not np.isfinite(X).all():
-        raise ValueError("X holds NaN or infinite values; impute and scale it first (bench.preprocess.Preprocessor)")
+        raise ValueError("X contains NaN or infinite values; impute and scale it first (bench.preprocess.Preprocessor)")
     return X
 
 
@@ -246,7 +246,7 @@ def dataset_dimension(dataset, protocol=None, n_splits: int = 1, seed: int = 0) 
     """Estimate the effective dimension on the preprocessed training parts of a dataset's splits.
 
     Each estimate is averaged over the first `n_splits` splits of `protocol` (by default one
-    repeat of 5-fold cross-validation), so it sees the same training rows that the models see.
+    repeat of 5-fold cross-validation), so it uses the rows that the models are fitted on.
 
     Returns:
         The `EffectiveDimension` fields averaged over the splits, plus `n_splits`.

@@ -11,7 +11,7 @@ from bench.config import TaskType
 
 # The tenfold rule: data values per parameter.
 DATA_VALUES_PER_PARAMETER = 10
-# Events per variable (Peduzzi et al., J Clin Epidemiol 49(12), 1996).
+# Events per variable (Peduzzi et al., J Clin Epidemiol 1996).
 EVENTS_PER_VARIABLE = 10
 # Riley et al. defaults: target shrinkage, allowed optimism in Nagelkerke's R^2, and the
 # margin of error of the overall outcome proportion with its 95 % normal quantile.
@@ -33,7 +33,8 @@ class SampleSizeRules:
         max_parameters_tenfold_cells: n * p / 10, every table cell counted as a data value.
         max_parameters_tenfold_effective: n * p_eff / 10, with p_eff an effective dimension.
         max_parameters_epv: events / 10, events being the smallest class count (n for regression).
-        max_parameters_riley: the largest P meeting Riley et al.'s shrinkage and optimism criteria.
+        max_parameters_riley: the largest P meeting Riley et al.'s shrinkage and optimism criteria,
+            not rounded.
         riley_r2: the anticipated (Cox-Snell) R^2 the Riley criteria used.
         riley_samples_per_parameter: n / P at the binding Riley criterion.
         riley_risk_n_required: samples needed to estimate the overall outcome proportion within
@@ -102,7 +103,7 @@ def max_cox_snell_r2(proportion: float) -> float:
     """Return the largest Cox-Snell R^2 of a binary outcome: 1 - exp(2 lnL_null / n).
 
     lnL_null / n = phi ln(phi) + (1 - phi) ln(1 - phi) for outcome proportion phi (Riley et al.,
-    Statistics in Medicine 38(7), 2019, Part II).
+    Statistics in Medicine 2019, Part II).
     """
     if not 0 < proportion < 1:
         raise ValueError(f"proportion={proportion} is invalid; the outcome proportion lies in (0, 1)")
@@ -134,15 +135,16 @@ def riley_optimism_shrinkage(r2: float, max_r2: float, delta: float = OPTIMISM_D
 
 def riley_max_parameters(n_samples: int, r2: float, max_r2: float, shrinkage: float = TARGET_SHRINKAGE,
                          delta: float = OPTIMISM_DELTA) -> float:
-    """Return the largest P that both Riley criteria allow with `n_samples`, rounded down.
+    """Return the largest P that both Riley criteria allow with `n_samples`.
 
     The shrinkage and optimism criteria share one form, so the stricter is the one with the
-    larger target shrinkage; P = n / (n / P) of that criterion.
+    larger target shrinkage; P = n / (n / P) of that criterion. The value is not rounded down,
+    because on small datasets it is often below 1 and its size still compares datasets.
     """
     binding = max(shrinkage, riley_optimism_shrinkage(r2, max_r2, delta))
     if r2 >= binding:
         raise ValueError(f"r2={r2} is invalid; the anticipated R^2 must be below the target shrinkage {binding:.3f}")
-    return float(math.floor(n_samples / riley_samples_per_parameter(binding, r2)))
+    return n_samples / riley_samples_per_parameter(binding, r2)
 
 
 def riley_risk_samples(proportion: float, margin: float = RISK_MARGIN) -> float:

@@ -1,4 +1,4 @@
-"""Omics-like datasets with a planted answer, and a check that the analyses recover it.
+"""Omics-like datasets with a planted structure, and a check that the analyses recover it.
 
 A simulated dataset has p features in blocks of `block_size` correlated features: feature j
 of block b is sqrt(rho) f_b + sqrt(1 - rho) e_j with independent standard normal f_b and e_j,
@@ -120,7 +120,7 @@ def true_participation_ratio(spec: SimulationSpec) -> float:
 
 @dataclass
 class SimulationOutcome:
-    """What the analyses found on one simulated dataset, next to what was planted.
+    """Estimates and the observed best model on one simulated dataset, next to the planted values.
 
     Attributes:
         planted_best_n_parameters: k + 1, a linear model on the informative features plus its

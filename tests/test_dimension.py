@@ -89,7 +89,7 @@ def test_hard_threshold_rank_recovers_planted_rank(n_samples, n_features, rank):
 
 @pytest.mark.parametrize("n_samples, n_features, rank", [(40, 2000, 5), (100, 300, 5), (100, 2000, 20)])
 def test_hard_threshold_rank_unknown_noise(n_samples, n_features, rank):
-    # The median singular value stands in for the noise level; with rank at most a quarter
+    # The median singular value serves as the noise estimate, and with rank at most a quarter
     # of min(n, p) the estimate is within 20 % of the planted rank.
     X = _subspace_data(n_samples, n_features, rank, noise=0.1)
     assert abs(hard_threshold_rank(X) - rank) <= max(1, 0.2 * rank)
