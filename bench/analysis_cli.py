@@ -12,6 +12,8 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIMULATION_DIR = Path("results/simulations")
+# Cheap rungs from about 1 to about p parameters, for learning curves.
+DEFAULT_CURVE_MODELS = ("l1_linear", "l2_linear", "random_forest_16_d3")
 
 
 def add_analysis_commands(commands) -> None:
@@ -19,6 +21,7 @@ def add_analysis_commands(commands) -> None:
     from bench.answer import GAP_THRESHOLD
     from bench.cli import DEFAULT_DATASETS, DEFAULT_REPORTS
     from bench.simulate import DEFAULT_MODELS
+    from bench.sweep import DEFAULT_MAX_EPOCHS
 
     simulate = commands.add_parser(
         "simulate", help="run the ladder on simulated omics-like data and check that the planted k and best size are recovered"
@@ -56,6 +59,14 @@ def add_analysis_commands(commands) -> None:
                          help="training parts of one 5-fold repeat on which the dimension is averaged (default 5)")
     analyze.add_argument("--gap-threshold", type=float, default=GAP_THRESHOLD,
                          help=f"gap above which a model counts as overfitting (default {GAP_THRESHOLD})")
+    analyze.add_argument("--curve-dataset", nargs="+", default=[], metavar="NAME",
+                         help="datasets on which to measure learning curves (default: none)")
+    analyze.add_argument("--curve-model", nargs="+", default=list(DEFAULT_CURVE_MODELS), metavar="NAME",
+                         help=f"models of the learning curves (default: {' '.join(DEFAULT_CURVE_MODELS)})")
+    analyze.add_argument("--sweep-dataset", nargs="+", default=[], metavar="NAME",
+                         help="datasets on which to run the MLP double-descent sweep (default: none)")
+    analyze.add_argument("--sweep-epochs", type=int, default=DEFAULT_MAX_EPOCHS,
+                         help=f"training epochs of each sweep network (default {DEFAULT_MAX_EPOCHS})")
     analyze.set_defaults(handler=_analyze)
 
 
@@ -97,7 +108,7 @@ def _simulate(args) -> int:
 
 
 def _analyze(args) -> int:
-    from bench.analysis_report import SIMULATIONS_CSV, predict_datasets, write_analysis_report
+    from bench.analysis_report import SIMULATIONS_CSV, predict_datasets, run_curves, run_sweeps, write_analysis_report
     from bench.cli import _data_dir
     from bench.config import load_config
     from bench.results import ResultsStore
@@ -113,10 +124,13 @@ def _analyze(args) -> int:
         with ResultsStore(args.results) as store:
             results = store.frame()
 
-    predicted = predict_datasets(specs, _data_dir(args), n_splits=args.dimension_splits)
+    data_dir = _data_dir(args)
+    predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits)
+    curves = run_curves(config.select(args.curve_dataset), data_dir, args.curve_model) if args.curve_dataset else None
+    sweep = run_sweeps(config.select(args.sweep_dataset), data_dir, args.sweep_epochs) if args.sweep_dataset else None
     simulations_path = args.reports / SIMULATIONS_CSV
     simulations = pd.read_csv(simulations_path) if simulations_path.is_file() else None
-    written = write_analysis_report(predicted, results, args.reports, simulations, args.gap_threshold)
+    written = write_analysis_report(predicted, results, args.reports, simulations, args.gap_threshold, curves, sweep)
     n_failed = int(predicted["error"].notna().sum())
     print(f"analysed {len(predicted)} datasets ({n_failed} failed)")
     print(f"reports: {args.reports}/ ({', '.join(path.name for path in written)})")

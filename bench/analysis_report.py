@@ -30,6 +30,13 @@ FIT_CSV = "how_many_parameters_fit.csv"
 SIMULATIONS_CSV = "simulations.csv"
 FIGURE_BUDGETS = "how_many_parameters_budgets.png"
 FIGURE_DIMENSION = "how_many_parameters_dimension.png"
+CURVES_CSV = "learning_curves.csv"
+CURVES_SUMMARY_CSV = "learning_curves_summary.csv"
+FIGURE_CURVES = "learning_curves.png"
+SWEEP_CSV = "double_descent.csv"
+FIGURE_SWEEP = "double_descent.png"
+# Splits of the 5-fold repeat on which learning curves and sweeps are measured.
+N_CURVE_SPLITS = 2
 # The effective dimension that the tenfold rule and the cross-dataset fit use.
 P_EFF_COLUMN = "participation_ratio_corrected"
 # Splits of one 5-fold repeat on which each dataset's dimension is estimated by default.
@@ -90,9 +97,35 @@ def predict_datasets(specs: list[DatasetSpec], data_dir: Path | None, n_splits: 
     return pd.DataFrame(rows)
 
 
+def run_curves(specs: list[DatasetSpec], data_dir: Path | None, models: list[str]) -> pd.DataFrame:
+    """Return the learning-curve runs of `models` on each dataset, on the first 2 splits."""
+    from bench.curves import learning_curve
+
+    frames = []
+    for spec in specs:
+        dataset = load_dataset(spec, data_dir)
+        splits = make_splits(dataset.y, dataset.task, DIMENSION_PROTOCOL, dataset.name)[:N_CURVE_SPLITS]
+        frames.append(learning_curve(dataset, models, splits))
+        logger.info("learning curves done: %s", spec.name)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def run_sweeps(specs: list[DatasetSpec], data_dir: Path | None, max_epochs: int) -> pd.DataFrame:
+    """Return the double-descent sweep runs on each dataset, on the first 2 splits."""
+    from bench.sweep import double_descent_sweep
+
+    frames = []
+    for spec in specs:
+        dataset = load_dataset(spec, data_dir)
+        splits = make_splits(dataset.y, dataset.task, DIMENSION_PROTOCOL, dataset.name)[:N_CURVE_SPLITS]
+        frames.append(double_descent_sweep(dataset, splits, max_epochs=max_epochs))
+        logger.info("double-descent sweep done: %s", spec.name)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def write_analysis_report(predicted: pd.DataFrame, results: pd.DataFrame | None, reports_dir: Path,
-                          simulations: pd.DataFrame | None = None,
-                          gap_threshold: float = GAP_THRESHOLD) -> list[Path]:
+                          simulations: pd.DataFrame | None = None, gap_threshold: float = GAP_THRESHOLD,
+                          curves: pd.DataFrame | None = None, sweep: pd.DataFrame | None = None) -> list[Path]:
     """Write the "How many parameters?" report, its CSV files and figures; return the files written."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -110,13 +143,31 @@ def write_analysis_report(predicted: pd.DataFrame, results: pd.DataFrame | None,
         pd.DataFrame(fit.as_rows()).to_csv(fit_csv, index=False, float_format="%.6g")
         written.append(fit_csv)
 
+    curve_summary = None
+    if curves is not None and not curves.empty:
+        from bench.curves import summarize_curve
+
+        curve_summary = summarize_curve(curves)
+        for frame, name in ((curves, CURVES_CSV), (curve_summary, CURVES_SUMMARY_CSV)):
+            frame.to_csv(reports_dir / name, index=False, float_format="%.6g")
+            written.append(reports_dir / name)
+    sweep_summary = None
+    if sweep is not None and not sweep.empty:
+        from bench.sweep import summarize_sweep
+
+        sweep_summary = summarize_sweep(sweep)
+        sweep_summary.to_csv(reports_dir / SWEEP_CSV, index=False, float_format="%.6g")
+        written.append(reports_dir / SWEEP_CSV)
+
     # Figures
     written += _figures(joined, reports_dir)
+    written += _curve_figures(curves, sweep_summary, reports_dir)
 
     # Markdown
     report = reports_dir / REPORT_NAME
     parts = [_header(joined, results), _dimension_section(joined), _budget_section(joined, gap_threshold),
-             _fit_section(fit, fit_note), _simulation_section(simulations), _figure_section(written)]
+             _fit_section(fit, fit_note), _curve_section(curve_summary), _sweep_section(sweep_summary),
+             _simulation_section(simulations), _figure_section(written)]
     report.write_text("\n".join(parts), encoding="utf-8")
     written.append(report)
     return written
@@ -239,6 +290,85 @@ def _simulation_section(simulations: pd.DataFrame | None) -> str:
         "size, within-block correlation, noise and seed."
     )
     return "\n".join(lines + [table, "", legend, ""])
+
+
+def _curve_section(summary: pd.DataFrame | None) -> str:
+    lines = ["## Learning curves", ""]
+    if summary is None or summary.empty:
+        return "\n".join(lines + ["Not measured: pass `--curve-dataset NAME ...` to `occam-bench analyze`.", ""])
+    rows = []
+    for _, row in summary.iterrows():
+        interval = (f"[{_number(row.get('plateau_n_lower'))}, {_number(row.get('plateau_n_upper'))}]"
+                    if not _is_missing(row.get("plateau_n_lower")) else "cannot tell")
+        rows.append([row["dataset"], row["model"], _count(row["max_n_train_samples"]),
+                     _number(row["test_score_at_max"]), _number(row.get("gain_per_doubling")),
+                     f"[{_number(row.get('gain_lower'))}, {_number(row.get('gain_upper'))}]",
+                     row["plateau_state"], _number(row.get("plateau_n")), interval])
+    table = tabulate(rows, headers=["dataset", "model", "max n_train", "test score", "gain / doubling",
+                                    "95 % interval", "state", "plateau n", "95 % interval"],
+                     tablefmt="github", disable_numparse=True)
+    legend = (
+        "Legend: the training part of each of the first 2 splits is subsampled to 20, 35, 50, 70, 85 and 100 %; "
+        "the test part stays whole. `gain / doubling` is the slope of test score on log2(n_train) over the 3 largest "
+        "sizes; `state` is plateau when its upper bound is below 0.01, rising when its lower bound is above 0.01, "
+        "else undetermined. `plateau n` is where the fitted inverse power law 1 - score = a + b n^(-c) gains 0.01 per "
+        "doubling, with an interval from draws of the fitted parameters; `cannot tell` when the fit gives none."
+    )
+    return "\n".join(lines + [table, "", legend, ""])
+
+
+def _sweep_section(summary: pd.DataFrame | None) -> str:
+    lines = ["## Double-descent sweep", ""]
+    if summary is None or summary.empty:
+        return "\n".join(lines + ["Not measured: pass `--sweep-dataset NAME ...` to `occam-bench analyze`.", ""])
+    rows = [[row["dataset"], f"{row['weight_decay']:g}", _number(row["threshold_multiple"]),
+             _number(row["n_parameters"]), _number(row["params_per_sample"]), _number(row["train_score"]),
+             _number(row["test_score"]), _number(row["gap"])] for _, row in summary.iterrows()]
+    table = tabulate(rows, headers=["dataset", "weight decay", "budget / threshold", "n_parameters",
+                                    "params_per_sample", "train score", "test score", "gap"],
+                     tablefmt="github", disable_numparse=True)
+    legend = (
+        "Legend: MLP budgets from 0.1 to 10 times the interpolation threshold (fitted samples x outputs), "
+        "means over the first 2 splits. The networks keep the weights of their best validation epoch, so every "
+        "point is early-stopped. Budgets that no width reaches within 5 % are left out. An effective parameter "
+        "count is not defined for the MLP, so the sweep is shown against the raw count only."
+    )
+    return "\n".join(lines + [table, "", legend, ""])
+
+
+def _curve_figures(curves: pd.DataFrame | None, sweep: pd.DataFrame | None, reports_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if curves is not None and not curves.empty:
+        ok = curves[curves["status"] == "ok"]
+        means = ok.groupby(["dataset", "model", "n_train_samples"])["test_score"].mean().reset_index()
+        figure, axis = plt.subplots(figsize=(5.5, 4.5))
+        for (dataset, model), group in means.groupby(["dataset", "model"]):
+            axis.plot(group["n_train_samples"], group["test_score"], marker="o", markersize=3,
+                      label=f"{dataset} / {model}")
+        axis.set(xscale="log", xlabel="training samples", ylabel="test score", title="Learning curves")
+        axis.legend(fontsize=6)
+        figure.tight_layout()
+        figure.savefig(reports_dir / FIGURE_CURVES, dpi=110)
+        plt.close(figure)
+        written.append(reports_dir / FIGURE_CURVES)
+    if sweep is not None and not sweep.empty:
+        figure, axis = plt.subplots(figsize=(5.5, 4.5))
+        for (dataset, weight_decay), group in sweep.groupby(["dataset", "weight_decay"]):
+            axis.plot(group["params_per_sample"], group["test_score"], marker="o", markersize=3,
+                      label=f"{dataset}, weight decay {weight_decay:g}")
+        axis.set(xscale="log", xlabel="params_per_sample (raw count)", ylabel="test score",
+                 title="Double-descent sweep (MLP)")
+        axis.legend(fontsize=6)
+        figure.tight_layout()
+        figure.savefig(reports_dir / FIGURE_SWEEP, dpi=110)
+        plt.close(figure)
+        written.append(reports_dir / FIGURE_SWEEP)
+    return written
 
 
 def _figures(joined: pd.DataFrame, reports_dir: Path) -> list[Path]:

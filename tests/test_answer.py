@@ -120,3 +120,35 @@ def test_observed_answer_from_results_store(tmp_path, data_dir):
     # Multinomial logistic regression on 4 features and 3 classes: 3 x 4 weights + 3 intercepts.
     assert answer["best_n_parameters"] == 15
     assert answer["best_test_score"] > 0.85
+
+
+def test_analyze_command_writes_every_dataset(tmp_path, data_dir):
+    from bench.cli import main
+
+    spec = load_config("datasets.yaml").select(["iris"])[0]
+    protocol = Protocol(n_folds=2, n_repeats=1, seed=0)
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        store.add(execute_task(RunTask(spec, "constant", ((0, 0), (0, 1)), protocol, data_dir, None)))
+    reports = tmp_path / "reports"
+    status = main(["--quiet", "analyze", "--results", str(tmp_path / "results.sqlite"), "--data-dir", str(data_dir),
+                   "--dataset", "iris", "sleep", "--reports", str(reports), "--dimension-splits", "2",
+                   "--curve-dataset", "sleep", "--curve-model", "l2_linear"])
+    assert status == 0
+    text = (reports / "how_many_parameters.md").read_text()
+    assert "# How many parameters?" in text
+    assert "| iris" in text
+    assert "| sleep" in text
+    assert "## Learning curves" in text
+    table = pd.read_csv(reports / "how_many_parameters.csv")
+    assert set(table["dataset"]) == {"iris", "sleep"}
+    assert table.set_index("dataset").loc["iris", "best_model"] == "constant"
+    assert (reports / "learning_curves_summary.csv").is_file()
+
+
+def test_analyze_command_missing_results(tmp_path, data_dir, capsys):
+    from bench.cli import main
+
+    status = main(["analyze", "--results", str(tmp_path / "absent.sqlite"), "--data-dir", str(data_dir),
+                   "--dataset", "iris", "--reports", str(tmp_path)])
+    assert status == 2
+    assert "results database not found" in capsys.readouterr().err

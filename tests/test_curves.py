@@ -102,3 +102,31 @@ def test_learning_curve_invalid_fractions(data_dir):
     dataset = load_dataset(load_config("datasets.yaml").select(["iris"])[0], data_dir)
     with pytest.raises(ValueError, match=r"fractions=\(0.0, 1.0\) is invalid"):
         learning_curve(dataset, ["constant"], [], fractions=(0.0, 1.0))
+
+
+def test_double_descent_sweep_budgets_and_weight_decay(data_dir):
+    from bench.sweep import double_descent_sweep, interpolation_threshold, summarize_sweep
+
+    dataset = load_dataset(load_config("datasets.yaml").select(["iris"])[0], data_dir)
+    splits = make_splits(dataset.y, dataset.task, Protocol(n_folds=2, n_repeats=1), dataset.name)[:1]
+    rows = double_descent_sweep(dataset, splits, threshold_multiples=(1.0, 10.0), max_epochs=5)
+    assert len(rows) == 4
+    assert set(rows["weight_decay"]) == {0.0, 0.01}
+    # 75 training samples, 60 fitted, 3 outputs: the threshold is 180 parameters.
+    assert interpolation_threshold(60, 3) == 180
+    assert rows["interpolation_threshold"].eq(180).all()
+    ok = rows[rows["status"] == "ok"]
+    assert len(ok) == 4
+    # Widths are solved to within 5 % of the budget.
+    assert np.allclose(ok["n_parameters"], ok["budget"], rtol=0.05)
+    summary = summarize_sweep(rows)
+    assert len(summary) == 4
+    assert summary["params_per_sample"].max() == pytest.approx(1800 / 75, rel=0.05)
+
+
+def test_double_descent_sweep_needs_splits(data_dir):
+    from bench.sweep import double_descent_sweep
+
+    dataset = load_dataset(load_config("datasets.yaml").select(["iris"])[0], data_dir)
+    with pytest.raises(ValueError, match=r"splits is empty"):
+        double_descent_sweep(dataset, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.config import TaskType
@@ -78,3 +79,19 @@ def test_run_simulation_recovers_planted_answer(spec, tmp_path):
     assert outcome.observed["one_se_model"] == "l1_linear"
     assert outcome.best_size_recovered
     assert (tmp_path / "results.sqlite").is_file()
+
+
+def test_simulate_command_writes_csv(tmp_path, capsys):
+    from bench.cli import main
+
+    arguments = ["--quiet", "simulate", "--n-samples", "40", "--n-features", "200", "--n-informative", "2",
+                 "--task", "regression", "--model", "constant", "l1_linear", "--folds", "3",
+                 "--work-dir", str(tmp_path / "work"), "--reports", str(tmp_path / "reports")]
+    assert main(arguments) == 0
+    assert main(arguments[:-4] + ["--seed", "1", "--work-dir", str(tmp_path / "work"),
+                                  "--reports", str(tmp_path / "reports")]) == 0
+    table = pd.read_csv(tmp_path / "reports" / "simulations.csv")
+    # The second call adds seed 1 and keeps the row of seed 0.
+    assert len(table) == 2
+    assert set(table["spec_seed"]) == {0, 1}
+    assert "k recovered" in capsys.readouterr().out
