@@ -283,7 +283,7 @@ def _simulation_section(simulations: pd.DataFrame | None) -> str:
                      tablefmt="github", disable_numparse=True)
     legend = (
         "Legend: `k` planted informative features, one per block of correlated features; `lasso` features kept by "
-        "the cross-validated lasso; `blocks hit` informative blocks touched by the lasso; `k recovered` every "
+        "the cross-validated lasso on the first training part; `blocks hit` informative blocks among them; `k recovered` every "
         "informative block hit and lasso within a factor 10 of k; `PR true` participation ratio of the population "
         "covariance; `planted P` k + 1, the generating linear model; `1-SE P` parameters of the one-standard-error "
         "model; `P recovered` within a factor 10 of the planted P. The simulation name lists task, n, p, k, block "

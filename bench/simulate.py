@@ -196,7 +196,7 @@ def run_simulation(spec: SimulationSpec, work_dir: Path, models: tuple[str, ...]
     # Analyses
     dataset = load_dataset(dataset_spec, data_dir)
     dimension = dataset_dimension(dataset, protocol, n_splits=1, seed=spec.seed)
-    n_blocks_kept = _informative_blocks_kept(dataset, spec)
+    n_blocks_kept = _informative_blocks_kept(dataset, spec, protocol)
     observed = observed_answer(frame)
     if observed.empty:
         raise RuntimeError(f"simulation {spec.name}: no model finished every run ok; see the results in {work_dir}")
@@ -220,14 +220,21 @@ def run_simulation(spec: SimulationSpec, work_dir: Path, models: tuple[str, ...]
     )
 
 
-def _informative_blocks_kept(dataset, spec: SimulationSpec) -> int:
-    """Return how many informative blocks the lasso support touches, fitted on all samples."""
+def _informative_blocks_kept(dataset, spec: SimulationSpec, protocol) -> int:
+    """Return how many informative blocks the lasso support touches.
+
+    The lasso is fitted on the training part of the first split, as in `dataset_dimension`,
+    so its support has `n_lasso_features` features.
+    """
     from bench.dimension import lasso_feature_support
     from bench.preprocess import Preprocessor
+    from bench.splits import make_splits
 
-    X = Preprocessor().fit(dataset.X).transform(dataset.X)
+    train = make_splits(dataset.y, dataset.task, protocol, dataset.name)[0].train
+    X_frame = dataset.X.iloc[train]
+    X = Preprocessor().fit(X_frame).transform(X_frame)
     y = dataset.y.cat.codes.to_numpy() if spec.task.is_classification else dataset.y.to_numpy(dtype=np.float64)
-    support = lasso_feature_support(X, y, spec.task, spec.seed)
+    support = lasso_feature_support(X, y[train], spec.task, spec.seed)
     blocks_kept = set(np.flatnonzero(support) // spec.block_size)
     return len(blocks_kept & set(range(spec.n_informative)))
 
