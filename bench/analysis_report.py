@@ -35,6 +35,9 @@ CURVES_SUMMARY_CSV = "learning_curves_summary.csv"
 FIGURE_CURVES = "learning_curves.png"
 SWEEP_CSV = "double_descent.csv"
 FIGURE_SWEEP = "double_descent.png"
+# Columns of the learning-curve runs written to CSV; the rest of a result row is provenance.
+CURVE_COLUMNS = ("dataset", "model", "repeat", "fold", "fraction", "n_train_samples", "status", "error",
+                 "train_score", "test_score", "gap", "n_parameters", "params_per_sample")
 # Splits of the 5-fold repeat on which learning curves and sweeps are measured.
 N_CURVE_SPLITS = 2
 # The effective dimension that the tenfold rule and the cross-dataset fit use.
@@ -148,7 +151,8 @@ def write_analysis_report(predicted: pd.DataFrame, results: pd.DataFrame | None,
         from bench.curves import summarize_curve
 
         curve_summary = summarize_curve(curves)
-        for frame, name in ((curves, CURVES_CSV), (curve_summary, CURVES_SUMMARY_CSV)):
+        curve_runs = curves[[column for column in CURVE_COLUMNS if column in curves.columns]]
+        for frame, name in ((curve_runs, CURVES_CSV), (curve_summary, CURVES_SUMMARY_CSV)):
             frame.to_csv(reports_dir / name, index=False, float_format="%.6g")
             written.append(reports_dir / name)
     sweep_summary = None
