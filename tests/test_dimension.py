@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.config import TaskType
+from bench.config import TaskType, load_config
 from bench.data import load_dataset
-from bench.config import load_config
 from bench.dimension import (
     covariance_eigenvalues,
     dataset_dimension,
