@@ -1,8 +1,8 @@
 """Omics-like datasets with a planted structure, and a check that the analyses recover it.
 
-A simulated dataset has p features in blocks of `block_size` correlated features: feature j
-of block b is sqrt(rho) f_b + sqrt(1 - rho) e_j with independent standard normal f_b and e_j,
-so every feature has variance 1 and features of one block have correlation rho. The target
+A simulated dataset has p features in blocks of `block_size` correlated features. Feature j
+of block b is sqrt(rho) f_b + sqrt(1 - rho) e_j with independent standard normal f_b and e_j.
+So every feature has variance 1, and features of one block have correlation rho. The target
 depends linearly on k informative features, the first feature of each of the first k blocks.
 """
 
