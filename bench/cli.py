@@ -1,4 +1,4 @@
-"""Command line: `occam-bench run`, `report`, `export`, `ladder`."""
+"""Command line: `occam-bench run`, `report`, `export`, `ladder`, `datasets`, `simulate`, `analyze`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench.analysis_cli import add_analysis_commands
 from bench.config import ConfigError, load_config
 from bench.data import DATA_DIR_ENV, DataError
 from bench.datasets_cli import add_datasets_parser
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     ladder.set_defaults(handler=_ladder)
 
     add_datasets_parser(commands)
+    add_analysis_commands(commands)
     return parser
 
 
