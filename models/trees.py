@@ -49,6 +49,8 @@ def count(estimator, shape: Shape, X) -> ParameterCount:
     detail = {"n_split_nodes": splits, "n_leaves": leaves}
     if hasattr(estimator, "n_iter_"):
         detail["n_iterations"] = int(estimator.n_iter_)
+    if hasattr(estimator, "early_stopping_rule_"):
+        detail["early_stopping_rule"] = estimator.early_stopping_rule_
     return ParameterCount(splits + leaves, float(leaves), detail)
 
 
@@ -70,11 +72,39 @@ def _forest_builder(kind: str, n_estimators: int, max_depth: int | None):
     return build
 
 
+class BoostingClassifier(HistGradientBoostingClassifier):
+    """HistGradientBoostingClassifier whose early stopping adapts to small, many-class training parts.
+
+    scikit-learn cuts the validation part with a stratified split, which fails when the
+    validation part has fewer samples than there are classes, or when a class has a single
+    training sample. The validation fraction is then raised to hold one sample per class;
+    when a class has one sample, early stopping is switched off and `max_iter` is capped at
+    NO_EARLY_STOPPING_MAX_ITER. The rule applied is stored in `early_stopping_rule_`.
+    """
+
+    NO_EARLY_STOPPING_MAX_ITER = 100
+
+    def fit(self, X, y, sample_weight=None):
+        _, counts = np.unique(y, return_counts=True)
+        saved = (self.early_stopping, self.validation_fraction, self.max_iter)
+        self.early_stopping_rule_ = "validation fraction as set"
+        if self.early_stopping and counts.min() < 2:
+            self.early_stopping, self.max_iter = False, min(self.max_iter, self.NO_EARLY_STOPPING_MAX_ITER)
+            self.early_stopping_rule_ = f"no early stopping (a class has 1 training sample), max_iter={self.max_iter}"
+        elif self.early_stopping and self.validation_fraction * len(y) < len(counts):
+            self.validation_fraction = min(0.5, (len(counts) + 0.5) / len(y))
+            self.early_stopping_rule_ = f"validation fraction raised to {self.validation_fraction:.3f} for {len(counts)} classes"
+        try:
+            return super().fit(X, y, sample_weight=sample_weight)
+        finally:
+            self.early_stopping, self.validation_fraction, self.max_iter = saved
+
+
 def _build_boosting(shape: Shape, seed: int):
     # Early stopping on 10 % of the training part keeps the number of iterations data-driven.
     options = dict(max_iter=300, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=seed)
     if shape.task.is_classification:
-        return HistGradientBoostingClassifier(**options)
+        return BoostingClassifier(**options)
     return HistGradientBoostingRegressor(**options)
 
 

@@ -519,3 +519,19 @@ def test_rungs_finish_on_collinear_wide_case(cases_dir):
         assert np.all(np.isfinite(proba)), rung.name
         counted = rung.count(estimator, shape, X_train)
         assert counted.n_parameters >= 1, rung.name
+
+
+@pytest.mark.parametrize("labels, expected_rule", [
+    ([0] * 40 + [1] * 30 + list(range(2, 12)) * 2, "validation fraction raised"),
+    ([0] * 40 + [1] * 30 + [2], "no early stopping"),
+])
+def test_boosting_early_stopping_small_classes(labels, expected_rule):
+    from models.trees import BoostingClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.array(labels)
+    X = rng.normal(size=(len(y), 3)) + y[:, None]
+    estimator = BoostingClassifier(early_stopping=True, validation_fraction=0.1, random_state=0).fit(X, y)
+    assert expected_rule in estimator.early_stopping_rule_
+    assert estimator.early_stopping is True
+    assert estimator.validation_fraction == 0.1
