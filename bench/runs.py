@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,8 +125,26 @@ def execute_task(task: RunTask) -> list[dict]:
     return rows
 
 
-def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> dict:
-    """Fit and score one run, turning any failure into a result row."""
+@dataclass
+class PreparedRun:
+    """A run whose split is preprocessed and whose estimator is built, ready to fit."""
+
+    row: dict
+    estimator: Any
+    shape: Shape
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def prepare_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> PreparedRun | dict:
+    """Preprocess the split and build the estimator of one run.
+
+    Returns:
+        A PreparedRun, or the run's finished result row when it fails or is skipped
+        before fitting (a data error, the compute budget, a rung that does not apply).
+    """
     key = RunKey(dataset.name, rung.name, split.repeat, split.fold)
     seed = derive_seed(task.protocol.seed, key.dataset, key.model, key.repeat, key.fold)
     row = _base_row(task, rung, key, seed, dataset)
@@ -156,6 +175,16 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
     except NotApplicable as error:
         return _finish_skipped(row, "not_applicable", f"not applicable: {error}")
     row["model_config"] = json.dumps({**rung.config, **_simple_params(estimator)}, sort_keys=True, default=str)
+    return PreparedRun(row, estimator, shape, X_train, X_test, y_train, y_test)
+
+
+def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> dict:
+    """Fit and score one run, turning any failure into a result row."""
+    prepared = prepare_run(task, rung, dataset, split)
+    if isinstance(prepared, dict):
+        return prepared
+    row, estimator, shape = prepared.row, prepared.estimator, prepared.shape
+    X_train, X_test, y_train, y_test = prepared.X_train, prepared.X_test, prepared.y_train, prepared.y_test
 
     # Training and scoring
     captured: list[warnings.WarningMessage] = []
@@ -186,6 +215,14 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
     # Result
     if hasattr(estimator, "precision_"):
         row["precision"] = estimator.precision_
+    return finish_ok(row, dataset, counted, len(y_train), (train_scores, train_reasons),
+                     (test_scores, test_reasons), captured)
+
+
+def finish_ok(row: dict, dataset: Dataset, counted, n_train_samples: int, train: tuple, test: tuple,
+              captured) -> dict:
+    """Fill an ok result row from the scores of both parts and the parameter count."""
+    (train_scores, train_reasons), (test_scores, test_reasons) = train, test
     metric = PRIMARY_METRIC[dataset.task]
     row.update(
         status=OK,
@@ -194,7 +231,7 @@ def execute_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> di
         gap=train_scores[metric] - test_scores[metric],
         n_parameters=counted.n_parameters,
         n_effective_parameters=counted.n_effective_parameters,
-        params_per_sample=counted.n_parameters / len(y_train),
+        params_per_sample=counted.n_parameters / n_train_samples,
         parameter_detail=json.dumps(counted.detail, sort_keys=True, default=str),
         scores=json.dumps({**{f"train_{k}": v for k, v in train_scores.items()},
                            **{f"test_{k}": v for k, v in test_scores.items()}}, sort_keys=True),

@@ -10,7 +10,6 @@ it ends with the same weights as `TorchMLP.fit` up to float32 rounding.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -19,13 +18,12 @@ from dataclasses import dataclass
 import torch
 
 from bench.data import Dataset
-from bench.metrics import NonFiniteError, PRIMARY_METRIC
+from bench.metrics import NonFiniteError
 from bench.runs import (
-    OK, RunKey, RunTask, TimeLimitError, _base_row, _finish_failed, _finish_skipped, _prepared_split,
-    _record_warnings, _score, _simple_params, _time_limit, budget_train_samples, estimated_flops,
+    RunTask, TimeLimitError, _finish_failed, _score, _time_limit, finish_ok, prepare_run,
 )
-from bench.splits import Split, derive_seed
-from models import NotApplicable, Rung, Shape
+from bench.splits import Split
+from models import Rung, Shape
 from models.mlp import DivergedError, TorchMLP, TrainingParts, elementwise_loss
 
 # Adam's defaults in torch.optim.Adam, which `TorchMLP.fit` uses.
@@ -82,36 +80,13 @@ class _PendingRun:
 
 def _prepare_run(task: RunTask, rung: Rung, dataset: Dataset, split: Split) -> _PendingRun | dict:
     """Return a run ready for training, or its finished row when it fails or is skipped before."""
-    key = RunKey(dataset.name, rung.name, split.repeat, split.fold)
-    seed = derive_seed(task.protocol.seed, key.dataset, key.model, key.repeat, key.fold)
-    row = _base_row(task, rung, key, seed, dataset)
-    row["split_seed"] = split.seed
-
-    try:
-        X_train, X_test, y_train, y_test, preprocess_notes = _prepared_split(task, dataset, split)
-    except Exception as error:  # noqa: BLE001
-        return _finish_failed(row, "data", error)
-    row["n_train_samples"] = int(len(y_train))
-    row["n_test_samples"] = int(len(y_test))
-    row["n_features_in"] = int(X_train.shape[1])
-    row["notes"] = json.dumps(dataset.notes + preprocess_notes)
-    shape = Shape(dataset.task, X_train.shape[1], dataset.n_classes, len(y_train))
-
-    flops = estimated_flops(rung, shape, budget_train_samples(dataset, task.protocol))
-    row["estimated_flops"] = flops
-    if flops is not None and flops > task.compute_budget:
-        return _finish_skipped(
-            row, "compute_budget",
-            f"not run: compute budget (estimated {flops:.2e} flops > budget {task.compute_budget:.2e}; "
-            f"raise it with --compute-budget)",
-        )
-    try:
-        estimator = rung.build(shape, seed)
-    except NotApplicable as error:
-        return _finish_skipped(row, "not_applicable", f"not applicable: {error}")
+    prepared = prepare_run(task, rung, dataset, split)
+    if isinstance(prepared, dict):
+        return prepared
+    row, estimator, shape = prepared.row, prepared.estimator, prepared.shape
+    X_train, X_test, y_train, y_test = prepared.X_train, prepared.X_test, prepared.y_train, prepared.y_test
     if not isinstance(estimator, TorchMLP):
         raise TypeError(f"rung {rung.name!r} builds {type(estimator).__name__}; stacked training needs a TorchMLP")
-    row["model_config"] = json.dumps({**rung.config, **_simple_params(estimator)}, sort_keys=True, default=str)
 
     try:
         parts = estimator.prepare_training(X_train, y_train)
@@ -164,24 +139,8 @@ def _score_run(run: _PendingRun, rung: Rung, dataset: Dataset, captured) -> dict
     except Exception as error:  # noqa: BLE001
         return _finish_failed(row, "exception", error, captured)
 
-    metric = PRIMARY_METRIC[dataset.task]
-    n_train_samples = len(run.y_train)
-    row.update(
-        status=OK,
-        train_score=train_scores[metric],
-        test_score=test_scores[metric],
-        gap=train_scores[metric] - test_scores[metric],
-        n_parameters=counted.n_parameters,
-        n_effective_parameters=counted.n_effective_parameters,
-        params_per_sample=counted.n_parameters / n_train_samples,
-        parameter_detail=json.dumps(counted.detail, sort_keys=True, default=str),
-        scores=json.dumps({**{f"train_{k}": v for k, v in train_scores.items()},
-                           **{f"test_{k}": v for k, v in test_scores.items()}}, sort_keys=True),
-        score_nan_reasons=json.dumps({**{f"train_{k}": v for k, v in train_reasons.items()},
-                                      **{f"test_{k}": v for k, v in test_reasons.items()}}, sort_keys=True),
-    )
-    _record_warnings(row, captured)
-    return row
+    return finish_ok(row, dataset, counted, len(run.y_train), (train_scores, train_reasons),
+                     (test_scores, test_reasons), captured)
 
 
 # ---- Stacked training ------------------------------------------------------------
