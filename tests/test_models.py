@@ -535,3 +535,16 @@ def test_boosting_early_stopping_small_classes(labels, expected_rule):
     assert expected_rule in estimator.early_stopping_rule_
     assert estimator.early_stopping is True
     assert estimator.validation_fraction == 0.1
+
+
+def test_gnn_nodes_limited_to_max_nodes():
+    from models.gnn import FeatureGraphClassifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    X = rng.normal(size=(60, 50)).astype(np.float32)
+    X[:, 7] += 3 * y  # the one informative feature must be among the nodes
+    estimator = FeatureGraphClassifier(max_nodes=10, max_epochs=2, random_state=0).fit(X, y)
+    assert len(estimator.nodes_) == 10
+    assert 7 in estimator.nodes_
+    assert estimator.predict_proba(X).shape == (60, 2)
