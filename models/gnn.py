@@ -48,8 +48,8 @@ CORRELATION_BLOCK_SIZE = 1024
 # remain after 10 rounds.
 N_SWAP_ROUNDS = 10
 # Nodes of the graph: at most this many features, those with the largest univariate
-# F statistic on the fit part. Building the correlation graph over all 22,283 features of
-# the widest pack datasets took about 7 s per fit; over 2,000 it takes well under a second.
+# F statistic on the fit part. The correlation graph over all 22,283 features of the widest
+# pack datasets took about 7 s per fit. Over 2,000 features it takes well under a second.
 MAX_NODES = 2000
 
 
@@ -217,8 +217,8 @@ class FeatureGraphNetwork(BaseEstimator):
     torch thread. The network runs on CPU only, also where a GPU is present.
 
     The graph's nodes are at most `max_nodes` features, ranked by a univariate F statistic on
-    the fit part, because the correlation graph over all 22,283 features of the widest pack
-    datasets took about 7 s of an 11 to 16 s fit on one thread of a shared 2-core machine.
+    the fit part. Over all 22,283 features of the widest pack datasets, the correlation graph
+    took about 7 s of an 11 to 16 s fit on one thread of a shared 2-core machine.
 
     NOTE: every node shares the same weights and the readout pools over all nodes, so the
     network cannot tell which feature a node is except through the graph. On single
