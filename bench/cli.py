@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.handler(args)
-    except (ConfigError, DataError, ValueError) as error:
+    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
         print(f"occam-bench: error: {error}", file=sys.stderr)
         return 2
 
@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
                         help="datasets file whose `reference:` entries go into references.bib (default datasets.yaml)")
     report.set_defaults(handler=_report)
+
+    compare = commands.add_parser("compare-reports",
+                                  help="check that two report folders have the same tables, datasets and models")
+    compare.add_argument("committed", type=Path, help="the reference reports folder, such as reports")
+    compare.add_argument("regenerated", type=Path, help="the folder to check against it")
+    compare.set_defaults(handler=_compare_reports)
 
     ladder = commands.add_parser("ladder", help="print every rung with its parameter count for a data shape")
     ladder.add_argument("--n-features", type=int, required=True, help="input features after encoding")
@@ -173,6 +179,18 @@ def _export(args) -> int:
     with ResultsStore(args.results) as store:
         path = store.export(args.output)
     print(f"exported: {path} (provenance: {path.with_suffix('.provenance.json')})")
+    return 0
+
+
+def _compare_reports(args) -> int:
+    from bench.report_check import compare_reports
+
+    differences = compare_reports(args.committed, args.regenerated)
+    for line in differences:
+        print(line)
+    if differences:
+        return 1
+    print(f"{args.regenerated} has the same tables, datasets and models as {args.committed}")
     return 0
 
 
