@@ -232,6 +232,10 @@ def train_stacked(estimators: list[TorchMLP], parts: list[TrainingParts]) -> lis
 
 
 def _check_same_settings(estimators: list[TorchMLP]) -> dict:
+    not_restoring = [estimator for estimator in estimators if not estimator.restore_best]
+    if not_restoring:
+        raise ValueError("stacked training always restores the best validation epoch; "
+                         "fit MLPs with restore_best=False one at a time")
     names = ("max_epochs", "patience", "batch_size", "learning_rate", "weight_decay")
     settings = {name: getattr(estimators[0], name) for name in names}
     for estimator in estimators[1:]:

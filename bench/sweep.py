@@ -69,10 +69,12 @@ def _sweep_rung(budget: float, weight_decay: float, max_epochs: int):
         mlp.solve_width(budget, shape.n_features, shape.n_outputs)  # raises NotApplicable early
         cls = mlp.TorchMLPClassifier if shape.task.is_classification else mlp.TorchMLPRegressor
         return cls(budget=budget, task=shape.task.value, random_state=seed, device=mlp.default_device(),
-                   max_epochs=max_epochs, patience=max_epochs, batch_size=128, weight_decay=weight_decay)
+                   max_epochs=max_epochs, patience=max_epochs, batch_size=128, weight_decay=weight_decay,
+                   restore_best=False)
 
     name = f"sweep_mlp_{budget:.3g}_wd{weight_decay:g}"
-    config = {"budget": budget, "weight_decay": weight_decay, "max_epochs": max_epochs, "patience": max_epochs}
+    config = {"budget": budget, "weight_decay": weight_decay, "max_epochs": max_epochs, "patience": max_epochs,
+              "restore_best": False}
     return Rung(name, "mlp", build, mlp.count, estimate=lambda shape: budget, config=config)
 
 

@@ -114,6 +114,7 @@ class TorchMLP(BaseEstimator):
         random_state: int = 0,
         device: str = "cpu",
         precision: str = "float32",
+        restore_best: bool = True,
     ):
         self.budget = budget
         self.task = task
@@ -126,6 +127,7 @@ class TorchMLP(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.precision = precision
+        self.restore_best = restore_best
 
     # ---- Model ----------------------------------------------------------------
 
@@ -215,8 +217,10 @@ class TorchMLP(BaseEstimator):
             elif epoch - best_epoch >= self.patience:
                 break
 
-        # Finish
-        self.network_.load_state_dict(best_state)
+        # Finish: the weights of the best validation epoch, or of the last epoch when
+        # restore_best is off (a double-descent sweep needs the fully trained network).
+        if self.restore_best:
+            self.network_.load_state_dict(best_state)
         self.network_.eval()
         self.n_epochs_, self.best_epoch_ = epoch, best_epoch
         return self

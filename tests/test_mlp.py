@@ -172,3 +172,17 @@ def test_mlp_bfloat16_autocast_trains_finite():
 @pytest.mark.parametrize("rung", RUNGS, ids=lambda rung: rung.name)
 def test_mlp_stackable_only_small_rungs(rung):
     assert is_stackable(rung) == (rung.config["budget"] <= 1e5)
+
+
+def test_mlp_restore_best_off_keeps_last_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5)).astype(np.float32)
+    y = rng.integers(0, 2, size=80)
+    options = dict(budget=1e5, task="binary", max_epochs=40, patience=40, random_state=0)
+    restored = TorchMLPClassifier(**options).fit(X, y)
+    last = TorchMLPClassifier(**options, restore_best=False).fit(X, y)
+    assert restored.n_epochs_ == 40
+    assert last.n_epochs_ == 40
+    # On random labels a wide network overfits, so the validation loss bottoms out early.
+    assert restored.best_epoch_ < 40
+    assert not np.array_equal(restored.predict_proba(X), last.predict_proba(X))
