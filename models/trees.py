@@ -100,9 +100,18 @@ class BoostingClassifier(HistGradientBoostingClassifier):
             self.early_stopping, self.validation_fraction, self.max_iter = saved
 
 
+# Above this many features each split considers a random tenth of them. With 63 bins instead
+# of 255 this cut one early-stopped fit on gordon (145 x 12,533) from 22 s to 6 s on one core,
+# with the same number of iterations within 10 %.
+BOOSTING_WIDE_FEATURES = 1000
+BOOSTING_MAX_BINS = 63
+
+
 def _build_boosting(shape: Shape, seed: int):
     # Early stopping on 10 % of the training part keeps the number of iterations data-driven.
-    options = dict(max_iter=300, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=seed)
+    max_features = 0.1 if shape.n_features > BOOSTING_WIDE_FEATURES else 1.0
+    options = dict(max_iter=300, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
+                   max_bins=BOOSTING_MAX_BINS, max_features=max_features, random_state=seed)
     if shape.task.is_classification:
         return BoostingClassifier(**options)
     return HistGradientBoostingRegressor(**options)
@@ -127,5 +136,6 @@ RUNGS = [
          estimate=lambda shape: _full_tree_estimate(shape, 300), config={"n_estimators": 300, "max_depth": None}),
     Rung("hist_gradient_boosting", "boosting", _build_boosting, count,
          estimate=lambda shape: 31 * 2 * 50 * max(1, shape.n_outputs),
-         config={"max_iter": 300, "early_stopping": True, "max_leaf_nodes": 31}),
+         config={"max_iter": 300, "early_stopping": True, "max_leaf_nodes": 31, "max_bins": BOOSTING_MAX_BINS,
+                 "max_features": f"0.1 above {BOOSTING_WIDE_FEATURES} features, else 1.0"}),
 ]
