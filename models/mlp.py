@@ -375,7 +375,7 @@ def training_schedule(budget: float) -> dict:
     if budget >= 1e7:
         return {"max_epochs": 30, "patience": 5, "batch_size": 128}
     if budget >= 1e6:
-        return {"max_epochs": 100, "patience": 10, "batch_size": 128}
+        return {"max_epochs": 60, "patience": 8, "batch_size": 128}
     return {"max_epochs": 200, "patience": 16, "batch_size": 128}
 
 
