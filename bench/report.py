@@ -468,5 +468,7 @@ def _index_markdown(reports: dict, provenance: dict, frame: pd.DataFrame) -> str
     for identifier, (stem, _) in FIGURES.items():
         parts.append(f"- figures/{stem}.png, .svg: {identifier}")
     parts += ["- references.bib: BibTeX entries of the datasets, keys occam-bench:<dataset>",
-              "- provenance.json: provenance of every benchmark execution behind the results, and the datasets", ""]
+              "- provenance.json: provenance of every benchmark execution behind the results, and the datasets",
+              "- how_many_parameters.md and the files it names: effective dimension, sample-size rules and "
+              "observed best parameter counts, written by `occam-bench analyze` from the same results", ""]
     return markdown_header("occam-bench reports", provenance, frame) + "\n".join(parts)
