@@ -53,7 +53,8 @@ def add_analysis_commands(commands) -> None:
     analyze.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
                          help=f"datasets file (default {DEFAULT_DATASETS})")
     analyze.add_argument("--data-dir", type=Path, help="folder of Parquet files in the data pack layout")
-    analyze.add_argument("--dataset", nargs="+", metavar="NAME", help="only these datasets")
+    analyze.add_argument("--dataset", nargs="+", metavar="NAME",
+                         help="only these datasets (default: those in --results, else every dataset)")
     analyze.add_argument("--reports", type=Path, default=DEFAULT_REPORTS, help=f"reports folder (default {DEFAULT_REPORTS})")
     analyze.add_argument("--dimension-splits", type=int, default=5,
                          help="training parts of one 5-fold repeat on which the dimension is averaged (default 5)")
@@ -114,15 +115,19 @@ def _analyze(args) -> int:
     from bench.results import ResultsStore
 
     config = load_config(args.datasets)
-    specs = config.select(args.dataset)
-    if not specs:
-        raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset})")
     results = None
     if args.results is not None:
         if not args.results.is_file():
             raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first or omit --results")
         with ResultsStore(args.results) as store:
             results = store.frame()
+    # With results and no --dataset, only the datasets that have results are analysed.
+    names = args.dataset
+    if names is None and results is not None and not results.empty:
+        names = [name for name in config.names() if name in set(results["dataset"])]
+    specs = config.select(names)
+    if not specs:
+        raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset})")
 
     data_dir = _data_dir(args)
     predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits)

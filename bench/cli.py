@@ -12,6 +12,7 @@ from bench.analysis_cli import add_analysis_commands
 from bench.config import ConfigError, load_config
 from bench.data import DATA_DIR_ENV, DataError
 from bench.datasets_cli import add_datasets_parser
+from bench.workers import BenchmarkError
 
 logger = logging.getLogger("bench")
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.handler(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
+    except (ConfigError, DataError, ValueError, FileNotFoundError, BenchmarkError) as error:
         print(f"occam-bench: error: {error}", file=sys.stderr)
         return 2
 
@@ -52,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=float, metavar="SECONDS",
                      help="time limit per run in seconds; a run over it fails with error kind time_limit")
     run.add_argument("--memory-limit", type=float, metavar="MIB",
-                     help="address-space limit per worker process in MiB (RLIMIT_AS, virtual memory, so allow "
-                          "about 1024 MiB for torch itself); a run over it fails with error kind memory")
+                     help="address-space limit per worker process in MiB (RLIMIT_AS, virtual memory; at least "
+                          "1536, since importing torch takes about 1 GiB); a run over it fails with error kind memory")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run the failed runs of the results database again (by default a rerun skips them)")
     run.add_argument("--no-scaling", action="store_true",
                      help="leave numeric features unscaled (recorded in the results as scaling=0)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -80,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     compare = commands.add_parser("compare-reports",
-                                  help="check that two report folders have the same tables, datasets and models")
+                                  help="check that two report folders have the same tables, datasets and models "
+                                       "(numbers are not compared, since they vary with the machine)")
     compare.add_argument("committed", type=Path, help="the reference reports folder, such as reports")
     compare.add_argument("regenerated", type=Path, help="the folder to check against it")
     compare.set_defaults(handler=_compare_reports)
@@ -130,6 +134,7 @@ def _run(args) -> int:
     rungs = get_rungs(args.model)
     settings = Settings(
         protocol=Protocol(n_folds=args.folds, n_repeats=args.repeats, seed=args.seed, scale=not args.no_scaling),
+        retry_failed=args.retry_failed,
         data_dir=_data_dir(args),
         cache_dir=args.cache_dir,
         compute_budget=args.compute_budget if args.compute_budget is not None else DEFAULT_COMPUTE_BUDGET,

@@ -114,7 +114,51 @@ class ResultsStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # ---- Protocol -----------------------------------------------------------------
+
+    def bind_protocol(self, protocol: dict) -> None:
+        """Record the protocol of this results file, or raise ProtocolMismatch if it differs.
+
+        Run ids are (dataset, model, repeat, fold), so runs of two protocols in one file
+        would be mixed up: a 3-fold fold 0 would count as a finished 5-fold fold 0.
+        """
+        stored = self.connection.execute("SELECT value FROM meta WHERE key='protocol'").fetchone()
+        if stored is None:
+            recorded = self._protocol_of_rows()
+            if recorded is not None and recorded != protocol:
+                raise ProtocolMismatch(_mismatch_message(self.path, recorded, protocol))
+            with self.connection:
+                self.connection.execute("INSERT INTO meta VALUES ('protocol', ?)", (json.dumps(protocol, sort_keys=True),))
+            return
+        recorded = json.loads(stored[0])
+        if recorded != protocol:
+            raise ProtocolMismatch(_mismatch_message(self.path, recorded, protocol))
+
+    def _protocol_of_rows(self) -> dict | None:
+        rows = self.connection.execute(
+            "SELECT DISTINCT n_folds, n_repeats, protocol_seed, scaling, max_samples FROM results").fetchall()
+        if not rows:
+            return None
+        n_folds, n_repeats, seed, scaling, max_samples = rows[0]
+        return {"n_folds": n_folds, "n_repeats": n_repeats, "seed": seed,
+                "scaling": bool(scaling) if scaling is not None else True, "max_samples": max_samples}
+
     # ---- Writing ----------------------------------------------------------------
+
+    def forget(self, where: str, parameters: tuple = ()) -> list[str]:
+        """Delete the result rows matching an SQL condition and return their run ids."""
+        with self.connection:
+            run_ids = [row[0] for row in self.connection.execute(f"SELECT run_id FROM results WHERE {where}", parameters)]
+            self.connection.execute(f"DELETE FROM results WHERE {where}", parameters)
+        return run_ids
+
+    def dataset_hashes(self) -> dict[str, set[str]]:
+        """Return the dataset sha256 values stored per dataset."""
+        hashes: dict[str, set[str]] = {}
+        for dataset, sha256 in self.connection.execute(
+                "SELECT DISTINCT dataset, dataset_sha256 FROM results WHERE dataset_sha256 IS NOT NULL"):
+            hashes.setdefault(dataset, set()).add(sha256)
+        return hashes
 
     def add(self, rows: list[dict]) -> int:
         """Insert result rows; a run id already present is kept and the new row ignored.
@@ -175,6 +219,17 @@ class ResultsStore:
         provenance_path = path.with_suffix(".provenance.json")
         provenance_path.write_text(json.dumps(self.provenance(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
+
+
+class ProtocolMismatch(ValueError):
+    """Raised when a results file holds runs of another protocol than the one requested."""
+
+
+def _mismatch_message(path: Path, recorded: dict, requested: dict) -> str:
+    differences = ", ".join(f"{key}={recorded.get(key)!r} (requested {requested.get(key)!r})"
+                            for key in sorted(set(recorded) | set(requested)) if recorded.get(key) != requested.get(key))
+    return (f"{path} holds runs of another protocol: {differences}; use another --results file, "
+            f"or the same --folds, --repeats, --seed, --max-samples and scaling options")
 
 
 def _sql_value(value):

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +16,11 @@ import pyarrow.parquet
 
 from bench import provenance
 from bench.config import DatasetSpec
-from bench.data import find_in_data_dir
+from bench.data import file_sha256, find_in_data_dir
 from bench.results import ResultsStore
 from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task, lost_task_rows
 from bench.splits import Protocol
-from bench.workers import plan_workers, set_memory_limit, set_thread_count, start_pool
+from bench.workers import BenchmarkError, plan_workers, set_memory_limit, set_thread_count, start_pool
 from models import Rung
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ CONVERGENCE_WARNING = "ConvergenceWarning"
 # Rungs whose every run is a task of its own, so that a long MLP fit is never queued
 # behind another one in the same worker and an interrupted benchmark loses at most one run.
 SINGLE_RUN_MIN_BUDGET = 1e6
+# Address space a worker needs before its first run: importing torch, scikit-learn and pandas
+# reserved 1.04 GiB of virtual memory (VmPeak) with torch 2.13 on Linux x86_64.
+MIN_MEMORY_LIMIT_MB = 1536
 
 
 @dataclass
@@ -48,14 +52,32 @@ class Settings:
     scheduler: str | None = None
     # None shows a tqdm progress bar only when stderr is a terminal.
     progress_bar: bool | None = None
+    retry_failed: bool = False
 
     def __post_init__(self):
+        for name in ("n_workers", "n_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value} is invalid; use 1 or more")
+        if not self.compute_budget > 0:
+            raise ValueError(f"compute_budget={self.compute_budget} is invalid; use a positive number of flops")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise ValueError(f"time_limit_s={self.time_limit_s} is invalid; use a positive number of seconds")
-        if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
-            raise ValueError(f"memory_limit_mb={self.memory_limit_mb} is invalid; use a positive number of MiB")
+        if self.memory_limit_mb is not None and not self.memory_limit_mb >= MIN_MEMORY_LIMIT_MB:
+            raise ValueError(f"memory_limit_mb={self.memory_limit_mb} is invalid; a worker needs at least "
+                             f"{MIN_MEMORY_LIMIT_MB} MiB to import torch and scikit-learn")
         if self.max_samples is not None and self.max_samples < 2:
             raise ValueError(f"max_samples={self.max_samples} is invalid; use 2 or more samples")
+
+    def protocol_fields(self) -> dict:
+        """Return what decides the splits and the data of every run, stored with the results file."""
+        return {
+            "n_folds": self.protocol.n_folds,
+            "n_repeats": self.protocol.n_repeats,
+            "seed": self.protocol.seed,
+            "scaling": self.protocol.scale,
+            "max_samples": self.max_samples,
+        }
 
     def describe(self) -> dict:
         return {
@@ -170,6 +192,9 @@ def _dataset_size(spec: DatasetSpec, data_dir: Path | None) -> float:
 def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsStore, settings: Settings) -> Summary:
     """Execute every unfinished run of the grid, writing each result as it arrives."""
     # Start
+    store.bind_protocol(settings.protocol_fields())
+    _check_dataset_hashes(specs, store, settings.data_dir)
+    _forget_rerunnable(store, settings)
     provenance_id, content = provenance.collect(settings.describe())
     store.add_provenance(provenance_id, content)
     finished = store.finished_run_ids()
@@ -197,6 +222,37 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
     return summary
 
 
+def _check_dataset_hashes(specs: list[DatasetSpec], store: ResultsStore, data_dir: Path | None) -> None:
+    """Raise if a dataset file in the data directory changed since its results were stored."""
+    stored = store.dataset_hashes()
+    for spec in specs:
+        located = find_in_data_dir(spec.name, data_dir)
+        if located is None or spec.name not in stored:
+            # NOTE: only datasets read from the data directory are checked here; a dataset from
+            # the cache is checked against its pinned hash when it is fetched.
+            continue
+        current = file_sha256(located)
+        if stored[spec.name] != {current}:
+            old = ", ".join(sorted(value[:12] for value in stored[spec.name]))
+            raise ValueError(
+                f"dataset {spec.name!r} changed since its results were stored in {store.path} "
+                f"(sha256 {old} stored, {current[:12]} now in {located}); use another --results file"
+            )
+
+
+def _forget_rerunnable(store: ResultsStore, settings: Settings) -> None:
+    """Delete the rows that this execution runs again: failed runs with --retry-failed, and runs
+    skipped by a compute budget that the current budget admits."""
+    if settings.retry_failed:
+        forgotten = store.forget("status = 'failed'")
+        if forgotten:
+            logger.info("retrying %d failed run(s) (--retry-failed)", len(forgotten))
+    admitted = store.forget("status = 'skipped' AND error_kind = 'compute_budget' AND estimated_flops <= ?",
+                            (settings.compute_budget,))
+    if admitted:
+        logger.info("running %d run(s) skipped before by a smaller compute budget", len(admitted))
+
+
 def _run_locally(tasks: list[RunTask], store: ResultsStore, settings: Settings, progress: "_Progress") -> None:
     n_workers, n_threads = plan_workers(settings.n_workers, settings.n_threads)
     logger.info("running on %d local worker process(es) with %d thread(s) each", n_workers, n_threads)
@@ -212,6 +268,14 @@ def _run_locally(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
                 rows = future.result()
                 store.add(rows)
                 progress.update(rows)
+        except BrokenProcessPool as error:
+            for future in futures:
+                future.cancel()
+            limit = f" under --memory-limit {settings.memory_limit_mb:g} MiB" if settings.memory_limit_mb else ""
+            raise BenchmarkError(
+                f"a worker process died{limit} ({error}); the finished results are kept in {store.path} "
+                f"and a rerun resumes. If this happens at start-up, raise --memory-limit or free memory"
+            ) from error
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -222,7 +286,12 @@ def _run_on_dask(tasks: list[RunTask], store: ResultsStore, settings: Settings, 
     from distributed import Client, as_completed
 
     n_threads = settings.n_threads or 1
-    with Client(settings.scheduler) as client:
+    try:
+        client = Client(settings.scheduler, timeout="30s")
+    except OSError as error:
+        raise BenchmarkError(f"cannot connect to the Dask scheduler {settings.scheduler}: {error}; "
+                             f"check --scheduler ADDRESS and that the scheduler is running") from error
+    with client:
         # NOTE: workers that join after these calls keep their own thread and memory settings.
         client.run(set_thread_count, n_threads)
         if settings.memory_limit_mb is not None:

@@ -18,6 +18,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS")
 
 
+class BenchmarkError(RuntimeError):
+    """Raised when the benchmark cannot go on: a dead worker pool or an unreachable scheduler."""
+
+
 def plan_workers(n_workers: int | None, n_threads: int | None) -> tuple[int, int]:
     """Return (workers, threads per worker) so that workers x threads equals the cores.
 

@@ -361,7 +361,11 @@ def test_plan_tasks_skips_finished_runs():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"time_limit_s": 0}, r"time_limit_s=0 is invalid; use a positive number of seconds"),
-    ({"memory_limit_mb": -1}, r"memory_limit_mb=-1 is invalid; use a positive number of MiB"),
+    ({"memory_limit_mb": -1}, r"memory_limit_mb=-1 is invalid; a worker needs at least 1536 MiB"),
+    ({"memory_limit_mb": 600}, r"memory_limit_mb=600 is invalid; a worker needs at least 1536 MiB"),
+    ({"n_workers": 0}, r"n_workers=0 is invalid; use 1 or more"),
+    ({"n_threads": 0}, r"n_threads=0 is invalid; use 1 or more"),
+    ({"compute_budget": -1.0}, r"compute_budget=-1.0 is invalid; use a positive number of flops"),
     ({"max_samples": 1}, r"max_samples=1 is invalid; use 2 or more samples"),
 ])
 def test_settings_invalid_values_raise(kwargs, message):
@@ -512,3 +516,61 @@ def test_dask_worker_time_limit(data_dir, dask_cluster):
         row = future.result(timeout=60)
     assert row["error_kind"] == "time_limit"
     assert row["error"] == "TimeLimitError: time limit of 0.5 s exceeded"
+
+
+def _iris_settings(data_dir: Path, **kwargs) -> Settings:
+    options = dict(protocol=Protocol(n_folds=2, n_repeats=1), data_dir=data_dir, n_workers=1, n_threads=1,
+                   progress_bar=False)
+    options.update(kwargs)
+    return Settings(**options)
+
+
+def test_rerun_other_protocol_raises(tmp_path, data_dir):
+    spec = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir))
+        other = _iris_settings(data_dir, protocol=Protocol(n_folds=3, n_repeats=1))
+        with pytest.raises(ValueError, match=r"holds runs of another protocol: n_folds=2 \(requested 3\)"):
+            run_benchmark([spec], get_rungs(["constant"]), store, other)
+        assert len(store.frame()) == 2
+
+
+def test_rerun_retry_failed_runs_again(tmp_path, data_dir):
+    spec = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir))
+        store.connection.execute("UPDATE results SET status='failed', error='RuntimeError: on purpose' WHERE fold=0")
+        store.connection.commit()
+
+        summary = run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir))
+        assert summary.n_cached == 2
+        summary = run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir, retry_failed=True))
+        assert summary.n_cached == 1
+        assert summary.n_ok == 1
+        assert set(store.frame()["status"]) == {OK}
+
+
+def test_rerun_larger_budget_runs_skipped(tmp_path, data_dir):
+    spec = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+    rungs = get_rungs(["mlp_1e3"])
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        summary = run_benchmark([spec], rungs, store, _iris_settings(data_dir, compute_budget=1.0))
+        assert summary.n_skipped == 2
+        assert set(store.frame()["error_kind"]) == {"compute_budget"}
+
+        summary = run_benchmark([spec], rungs, store, _iris_settings(data_dir))
+        assert summary.n_ok == 2
+        assert set(store.frame()["status"]) == {OK}
+
+
+def test_rerun_changed_dataset_raises(tmp_path, data_dir):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    table = pd.read_parquet(data_dir / "tabular" / "iris.parquet")
+    table.to_parquet(pack / "iris.parquet")
+    spec = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(pack))
+        table.iloc[:100].to_parquet(pack / "iris.parquet")
+        with pytest.raises(ValueError, match="dataset 'iris' changed since its results were stored"):
+            run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(pack))
