@@ -162,6 +162,11 @@ def _stale_reason(spec: DatasetSpec, metadata_path: Path) -> str | None:
         return f"it contains version {metadata.get('version')}, the entry names version {spec.version}"
     if spec.url is not None and metadata.get("url") != spec.url:
         return f"it was downloaded from {metadata.get('url')}, the entry names {spec.url}"
+    # The target and the reader decide the table's content, so a change rebuilds the cache.
+    if metadata.get("requested_target") != spec.target:
+        return f"it was built for target {metadata.get('requested_target')!r}, the entry names {spec.target!r}"
+    if metadata.get("requested_reader") != spec.reader:
+        return f"it was read with reader {metadata.get('requested_reader')!r}, the entry names {spec.reader!r}"
     if spec.file is not None:
         source_path = _resolve_file(spec)
         if source_path.is_file() and metadata.get("source_sha256") != file_sha256(source_path):
@@ -208,6 +213,8 @@ def build_canonical(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
         format_version=METADATA_FORMAT_VERSION,
         name=spec.name,
         source=spec.source,
+        requested_target=spec.target,
+        requested_reader=spec.reader,
         feature_types={str(column): str(dtype) for column, dtype in frame.drop(columns=[TARGET]).dtypes.items()},
         table_sha256=table_sha256(frame),
     )

@@ -92,6 +92,20 @@ def test_fetch_rebuilds_when_source_file_changes(c02_spec, tmp_path):
     assert second.sha256 != first.sha256
 
 
+def test_fetch_rebuilds_when_target_changes(tmp_path):
+    table = tmp_path / "two.csv"
+    table.write_text("x,y1,y2\n" + "".join(f"{i},{i % 2},{i % 3}\n" for i in range(12)), encoding="utf-8")
+    cache = tmp_path / "cache"
+    first = DatasetSpec(name="two", file=str(table), target="y1", task=TaskType.BINARY)
+    second = DatasetSpec(name="two", file=str(table), target="y2", task=TaskType.MULTICLASS)
+
+    assert load_dataset(first, cache_dir=cache).n_classes == 2
+    assert load_dataset(second, cache_dir=cache).n_classes == 3
+    missing = DatasetSpec(name="two", file=str(table), target="nosuch")
+    with pytest.raises(DataError, match="nosuch"):
+        load_dataset(missing, cache_dir=cache)
+
+
 @pytest.mark.parametrize("case", ["C07-empty.parquet", "C07-truncated.parquet"])
 def test_fetch_corrupt_cache_rebuilt_once_with_warning(cases_dir, c02_spec, tmp_path, case):
     cache = tmp_path / "cache"
