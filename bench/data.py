@@ -430,7 +430,7 @@ def _classification_dataset(spec, X, y, task, source, sha256, notes) -> Dataset:
     if task is TaskType.BINARY and len(counts) != 2:
         raise DataError(f"dataset {name!r}: task is binary but {len(counts)} classes remain")
     if task is TaskType.MULTICLASS and len(counts) == 2:
-        notes.append("declared multiclass with 2 classes: scored as binary")
+        notes.append("multiclass task with 2 classes left: scored as binary")
         task = TaskType.BINARY
 
     classes = tuple(sorted(counts.index))

@@ -87,8 +87,8 @@ def _check(args) -> int:
             n_loaded += 1
         except DataError as error:
             failures.append(f"{spec.name}: {error}")
-    print(f"loaded {n_loaded}, failed {len(failures)}, not fetched {n_unreachable} "
-          f"(run `occam-bench datasets fetch` to fill the cache)")
+    hint = " (run `occam-bench datasets fetch` to fill the cache)" if n_unreachable else ""
+    print(f"loaded {n_loaded}, failed {len(failures)}, not fetched {n_unreachable}{hint}")
     for failure in failures:
         print(f"  failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
