@@ -51,6 +51,8 @@ N_SWAP_ROUNDS = 10
 # F statistic on the fit part. The correlation graph over all 22,283 features of the widest
 # pack datasets took about 7 s per fit. Over 2,000 features it takes well under a second.
 MAX_NODES = 2000
+# Feature standard deviations on the fit part below this count as 1 when inputs are standardised.
+MIN_FEATURE_SCALE = 1e-3
 
 
 # ---- Graphs -------------------------------------------------------------------
@@ -270,7 +272,9 @@ class FeatureGraphNetwork(BaseEstimator):
         fit_index, validation_index = self._validation_split(target, is_classification)
         self.x_mean_ = X[fit_index].mean(axis=0)
         x_scale = X[fit_index].std(axis=0)
-        self.x_scale_ = np.where(x_scale > 0, x_scale, 1.0).astype(np.float32)
+        # A feature almost constant on the fit part (float noise leaves a standard deviation
+        # such as 1e-8 instead of 0) would blow up the other rows, so small scales count as 1.
+        self.x_scale_ = np.where(x_scale > MIN_FEATURE_SCALE, x_scale, 1.0).astype(np.float32)
         X = self._standardize(X)
 
         # Graph: nodes and edges come from the fit part only, so neither the validation part
