@@ -1,4 +1,7 @@
-"""The results store: one row per run in an embedded SQLite database, append-only."""
+"""The results store: one row per run in an embedded SQLite database.
+
+Rows are append-only, with two exceptions made by the runner: --retry-failed replaces failed
+rows, and a larger compute budget replaces the rows of runs that an earlier budget skipped."""
 
 from __future__ import annotations
 
