@@ -333,9 +333,10 @@ def _sweep_section(summary: pd.DataFrame | None) -> str:
                      tablefmt="github", disable_numparse=True)
     legend = (
         "Legend: MLP budgets from 0.1 to 10 times the interpolation threshold (fitted samples x outputs), "
-        "means over the first 2 splits. The networks keep the weights of their best validation epoch, so every "
-        "point is early-stopped. Budgets that no width reaches within 5 % are left out. An effective parameter "
-        "count is not defined for the MLP, so the sweep is shown against the raw count only."
+        "means over the first 2 splits. Every network trains for the full epoch count and keeps the weights "
+        "of its last epoch, without early stopping. Budgets that no width reaches within 5 % are left out. "
+        "An effective parameter count is not defined for the MLP, so the sweep is shown against the raw "
+        "count only."
     )
     return "\n".join(lines + [table, "", legend, ""])
 

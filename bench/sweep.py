@@ -31,9 +31,9 @@ def double_descent_sweep(dataset, splits, threshold_multiples=DEFAULT_THRESHOLD_
     The rows are those of `bench.runs.execute_run` plus `weight_decay`, `budget` and
     `threshold_multiple`. A budget that no width reaches within 5 % is a skipped row.
 
-    NOTE: the MLP of `models.mlp` keeps the weights of its best validation epoch, so every
-    point of this sweep is early-stopped; Nakkiran et al. observe that early stopping can hide
-    the peak, and a sweep trained to the last epoch needs an option there.
+    Every network trains for `max_epochs` and keeps its last epoch's weights (restore_best off,
+    patience equal to the epoch cap), because Nakkiran et al. observe that early stopping can
+    hide the interpolation peak.
     """
     from bench.config import DatasetSpec
     from bench.runs import RunTask, execute_run
