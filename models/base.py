@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.model_selection import train_test_split
 
 from bench.config import TaskType
 
@@ -107,3 +109,27 @@ def estimator_rung(
     params = {k: v for k, v in estimator.get_params(deep=False).items() if isinstance(v, (int, float, str, bool))}
     return Rung(name, family, build, count_fitted, estimate=estimate_for_shape,
                 config={"estimator": type(estimator).__name__, **params, **(config or {})})
+
+
+def split_validation(target: np.ndarray, is_classification: bool, validation_fraction: float, random_state: int,
+                     min_fit_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Return sorted (fit, validation) row indices that cut a seeded validation part from training data.
+
+    The cut is stratified when every class has 2 samples and the validation part has room for
+    one sample of each class; otherwise it is a plain random cut.
+    """
+    n_validation = max(1, int(round(validation_fraction * len(target))))
+    if len(target) - n_validation < min_fit_samples:
+        raise ValueError(
+            f"too few training samples ({len(target)}) to cut a validation part of {n_validation} "
+            f"and keep {min_fit_samples} to fit; use at least {n_validation + min_fit_samples} samples"
+        )
+    stratify = None
+    if is_classification:
+        _, counts = np.unique(target, return_counts=True)
+        if counts.min() >= 2 and n_validation >= len(counts):
+            stratify = target
+    fit_index, validation_index = train_test_split(
+        np.arange(len(target)), test_size=n_validation, random_state=random_state, stratify=stratify
+    )
+    return np.sort(fit_index), np.sort(validation_index)

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.feature_selection import f_classif, f_regression
-from sklearn.model_selection import train_test_split
 
-from models.base import NotApplicable, ParameterCount, Rung, Shape
+from models.base import NotApplicable, ParameterCount, Rung, Shape, split_validation
 from models.mlp import DivergedError
 
 COUNTING_RULE = (
@@ -338,21 +337,8 @@ class FeatureGraphNetwork(BaseEstimator):
         return ((values - self.y_mean_) / self.y_scale_).astype(np.float32), 1
 
     def _validation_split(self, target: np.ndarray, is_classification: bool):
-        n_validation = max(1, int(round(self.validation_fraction * len(target))))
-        if len(target) - n_validation < 2:
-            raise ValueError(
-                f"too few training samples ({len(target)}) to cut a validation part of {n_validation} "
-                f"and keep 2 to fit; use at least {n_validation + 2} samples"
-            )
-        stratify = None
-        if is_classification:
-            _, counts = np.unique(target, return_counts=True)
-            if counts.min() >= 2 and n_validation >= len(counts):
-                stratify = target
-        fit_index, validation_index = train_test_split(
-            np.arange(len(target)), test_size=n_validation, random_state=self.random_state, stratify=stratify
-        )
-        return np.sort(fit_index), np.sort(validation_index)
+        return split_validation(target, is_classification, self.validation_fraction, self.random_state,
+                                min_fit_samples=2)
 
     def _standardize(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.x_mean_) / self.x_scale_).astype(np.float32)

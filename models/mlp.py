@@ -12,9 +12,8 @@ from typing import Literal
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
 
-from models.base import NotApplicable, ParameterCount, Rung, Shape
+from models.base import NotApplicable, ParameterCount, Rung, Shape, split_validation
 
 COUNTING_RULE = (
     "mlp: n_parameters = elements of all trainable tensors (weights and biases); the hidden "
@@ -226,22 +225,7 @@ class TorchMLP(BaseEstimator):
         return self
 
     def _validation_split(self, target: np.ndarray, is_classification: bool):
-        indices = np.arange(len(target))
-        n_validation = max(1, int(round(self.validation_fraction * len(target))))
-        if len(target) - n_validation < 1:
-            raise ValueError(
-                f"too few training samples ({len(target)}) to cut a validation part of "
-                f"validation_fraction={self.validation_fraction}; use at least 2 training samples"
-            )
-        stratify = None
-        if is_classification:
-            _, counts = np.unique(target, return_counts=True)
-            if counts.min() >= 2 and n_validation >= len(counts):
-                stratify = target
-        fit_index, validation_index = train_test_split(
-            indices, test_size=n_validation, random_state=self.random_state, stratify=stratify
-        )
-        return np.sort(fit_index), np.sort(validation_index)
+        return split_validation(target, is_classification, self.validation_fraction, self.random_state)
 
     @torch.no_grad()
     def _validation_loss(self, parts: TrainingParts, autocast) -> float:
