@@ -14,6 +14,7 @@ from bench.report_provenance import latex_header, markdown_header, provenance_js
 from bench.report_tables import (
     MISSING,
     Table,
+    format_count,
     format_mean_std,
     format_number,
     render_csv,
@@ -235,7 +236,7 @@ def leaderboard_tables(board: pd.DataFrame, frame: pd.DataFrame) -> list[Table]:
         first = info.loc[dataset]
         rows = [
             [
-                str(cell.model), str(cell.family), format_number(cell.n_parameters_mean),
+                str(cell.model), str(cell.family), format_count(cell.n_parameters_mean),
                 _effective_count(cell), format_number(cell.params_per_sample_mean),
                 format_mean_std(cell.train_score_mean, cell.train_score_std),
                 format_mean_std(cell.test_score_mean, cell.test_score_std),

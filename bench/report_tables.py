@@ -167,6 +167,13 @@ def format_number(value: object, fmt: str = ".3g") -> str:
     return format(value, fmt)
 
 
+def format_count(value: object) -> str:
+    """Format a parameter count with thousands separators, or `missing` for None and NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:,.0f}" if abs(value) >= 1 else format(value, ".3g")
+
+
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     """Format `mean ± std`, or `missing` when the mean is NaN, or the mean alone without a spread."""
     if mean is None or math.isnan(mean):

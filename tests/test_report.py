@@ -352,3 +352,16 @@ def test_cli_report_missing_results_error(tmp_path, capsys):
 
     assert code == 2
     assert "results database not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, expected", [
+    (2001.0, "2,001"),
+    (20003239.0, "20,003,239"),
+    (12.4, "12"),
+    (0.5, "0.5"),
+    (float("nan"), "missing"),
+])
+def test_format_count_cases(value, expected):
+    from bench.report_tables import format_count
+
+    assert format_count(value) == expected
