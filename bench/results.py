@@ -225,7 +225,7 @@ class ResultsStore:
 
 
 class ProtocolMismatch(ValueError):
-    """Raised when a results file holds runs of another protocol than the one requested."""
+    """Raised when a results file contains runs of another protocol than the one requested."""
 
 
 def _mismatch_message(path: Path, recorded: dict, requested: dict) -> str:

@@ -173,7 +173,7 @@ def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, 
                                settings.compute_budget, settings.time_limit_s, settings.max_samples, provenance_id)
                 tasks.append((size, order, -budget, task))
     # The runs of one dataset stay together, because workers cache the last dataset they
-    # loaded; the largest datasets go first, and within one the largest rungs.
+    # loaded. The largest datasets go first, and within one dataset the largest rungs.
     tasks.sort(key=lambda item: (-item[0], item[1], item[2]))
     return [item[-1] for item in tasks], n_cached
 
@@ -228,7 +228,7 @@ def _check_dataset_hashes(specs: list[DatasetSpec], store: ResultsStore, data_di
     for spec in specs:
         located = find_in_data_dir(spec.name, data_dir)
         if located is None or spec.name not in stored:
-            # NOTE: only datasets read from the data directory are checked here; a dataset from
+            # NOTE: only datasets read from the data directory are checked here. A dataset from
             # the cache is checked against its pinned hash when it is fetched.
             continue
         current = file_sha256(located)

@@ -11,7 +11,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from bench.config import TaskType
 
-# How classes smaller than the number of folds are handled; stored with every result.
+# Rule for classes smaller than the number of folds, stored with every result.
 SPLIT_RULE = (
     "stratified k-fold per repeat; a class with 1 sample is dropped on load; a class with fewer "
     "samples than folds is kept and its samples land in distinct test folds, so some test folds lack it"

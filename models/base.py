@@ -1,4 +1,4 @@
-"""What every rung of the ladder is: a named model, its family and its counting rule."""
+"""The rung of the ladder: a named model, its family and its counting rule."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def split_validation(target: np.ndarray, is_classification: bool, validation_fra
     """Return sorted (fit, validation) row indices that cut a seeded validation part from training data.
 
     The cut is stratified when every class has 2 samples and the validation part has room for
-    one sample of each class; otherwise it is a plain random cut.
+    one sample of each class. Otherwise it is a plain random cut.
     """
     n_validation = max(1, int(round(validation_fraction * len(target))))
     if len(target) - n_validation < min_fit_samples:
