@@ -288,7 +288,8 @@ def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, cache_dir: Pat
     located = find_in_data_dir(spec.name, data_dir)
     if located is not None:
         frame = read_parquet(located)
-        source = f"{spec.describe_source()} (read from {located})"
+        # The path is given inside the data directory, so reports do not name a folder of one machine.
+        source = f"{spec.describe_source()} (read from the data directory: {located.relative_to(data_dir).as_posix()})"
         return prepare_dataset(spec, frame, target=TARGET, source=source, sha256=file_sha256(located))
 
     canonical = sources.fetch_canonical(spec, cache_dir or default_cache_dir())

@@ -9,8 +9,6 @@ from the correlation structure and not from the network's shape.
 
 from __future__ import annotations
 
-import copy
-import math
 import warnings
 from typing import Literal
 
@@ -20,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.feature_selection import f_classif, f_regression
 
 from models.base import NotApplicable, ParameterCount, Rung, Shape, split_validation
-from models.mlp import DivergedError
+from models.training import DivergedError, EarlyStopping, check_training_loss
 
 COUNTING_RULE = (
     "gnn: n_parameters = elements of all trainable tensors (the node layer shared by every "
@@ -296,7 +294,7 @@ class FeatureGraphNetwork(BaseEstimator):
         X_val, y_val = node_inputs[validation_index], torch.from_numpy(target[validation_index])
 
         # Training
-        best_loss, best_state, best_epoch = math.inf, None, 0
+        stopping = EarlyStopping(self.patience)
         n_fit = len(fit_index)
         for epoch in range(1, self.max_epochs + 1):
             self.network_.train()
@@ -305,24 +303,17 @@ class FeatureGraphNetwork(BaseEstimator):
                 rows = order[start:start + self.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_function(self.network_(X_fit[rows]).squeeze(-1), y_fit[rows])
-                if not torch.isfinite(loss):
-                    raise DivergedError(f"diverged: non-finite training loss at epoch {epoch}")
+                check_training_loss(loss, epoch)
                 loss.backward()
                 optimizer.step()
 
-            validation_loss = self._validation_loss(loss_function, X_val, y_val)
-            if not math.isfinite(validation_loss):
-                raise DivergedError(f"diverged: non-finite validation loss at epoch {epoch}")
-            if validation_loss < best_loss:
-                best_loss, best_epoch = validation_loss, epoch
-                best_state = copy.deepcopy(self.network_.state_dict())
-            elif epoch - best_epoch >= self.patience:
+            if stopping.update(epoch, self._validation_loss(loss_function, X_val, y_val), self.network_):
                 break
 
         # Finish
-        self.network_.load_state_dict(best_state)
+        stopping.restore(self.network_)
         self.network_.eval()
-        self.n_epochs_, self.best_epoch_ = epoch, best_epoch
+        self.n_epochs_, self.best_epoch_ = epoch, stopping.best_epoch
         return self
 
     def _encode_target(self, y, is_classification: bool) -> tuple[np.ndarray, int]:

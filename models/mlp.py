@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
@@ -14,6 +13,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from models.base import NotApplicable, ParameterCount, Rung, Shape, split_validation
+from models.training import DivergedError, EarlyStopping, check_training_loss
 
 COUNTING_RULE = (
     "mlp: n_parameters = elements of all trainable tensors (weights and biases); the hidden "
@@ -29,10 +29,6 @@ PRECISIONS = ("float32", "bfloat16", "auto")
 BFLOAT16_MIN_SPEEDUP = 1.3
 
 LossKind = Literal["mse", "bce", "cross_entropy"]
-
-
-class DivergedError(FloatingPointError):
-    """Raised when training produces a non-finite loss; the message names the epoch."""
 
 
 def mlp_parameter_count(n_inputs: int, width: int, n_hidden: int, n_outputs: int) -> int:
@@ -191,7 +187,7 @@ class TorchMLP(BaseEstimator):
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision_ == "bfloat16")
 
         # Training
-        best_loss, best_state, best_epoch = math.inf, None, 0
+        stopping = EarlyStopping(self.patience)
         n_fit = len(parts.y_fit)
         for epoch in range(1, self.max_epochs + 1):
             self.network_.train()
@@ -202,26 +198,19 @@ class TorchMLP(BaseEstimator):
                 with autocast:
                     output = self.network_(parts.X_fit[rows])
                 loss = elementwise_loss(parts.loss_kind, output.float(), parts.y_fit[rows]).mean()
-                if not torch.isfinite(loss):
-                    raise DivergedError(f"diverged: non-finite training loss at epoch {epoch}")
+                check_training_loss(loss, epoch)
                 loss.backward()
                 optimizer.step()
 
-            validation_loss = self._validation_loss(parts, autocast)
-            if not math.isfinite(validation_loss):
-                raise DivergedError(f"diverged: non-finite validation loss at epoch {epoch}")
-            if validation_loss < best_loss:
-                best_loss, best_epoch = validation_loss, epoch
-                best_state = copy.deepcopy(self.network_.state_dict())
-            elif epoch - best_epoch >= self.patience:
+            if stopping.update(epoch, self._validation_loss(parts, autocast), self.network_):
                 break
 
         # Finish: the weights of the best validation epoch, or of the last epoch when
         # restore_best is off (a double-descent sweep needs the fully trained network).
         if self.restore_best:
-            self.network_.load_state_dict(best_state)
+            stopping.restore(self.network_)
         self.network_.eval()
-        self.n_epochs_, self.best_epoch_ = epoch, best_epoch
+        self.n_epochs_, self.best_epoch_ = epoch, stopping.best_epoch
         return self
 
     def _validation_split(self, target: np.ndarray, is_classification: bool):

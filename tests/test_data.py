@@ -306,7 +306,8 @@ def test_load_pack_dataset_from_data_dir(data_dir, tmp_path):
     dataset = load_dataset(spec, data_dir=data_dir, cache_dir=tmp_path / "cache")
 
     assert (dataset.n_samples, dataset.n_features, dataset.n_classes) == (150, 4, 3)
-    assert "read from" in dataset.source
+    assert dataset.source == "openml:61 (read from the data directory: tabular/iris.parquet)"
+    assert str(data_dir) not in dataset.source
     assert not (tmp_path / "cache").exists()
 
 
