@@ -111,10 +111,11 @@ def _simulate(args) -> int:
 def _analyze(args) -> int:
     from bench.analysis_report import SIMULATIONS_CSV, predict_datasets, run_curves, run_sweeps, write_analysis_report
     from bench.cli import _data_dir
-    from bench.config import load_config
+    from bench.naming import load_named_config
     from bench.results import ResultsStore
 
-    config = load_config(args.datasets)
+    data_dir = _data_dir(args)
+    config = load_named_config(args.datasets, data_dir)
     results = None
     if args.results is not None:
         if not args.results.is_file():
@@ -129,7 +130,6 @@ def _analyze(args) -> int:
     if not specs:
         raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset})")
 
-    data_dir = _data_dir(args)
     predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits)
     curves = run_curves(config.select(args.curve_dataset), data_dir, args.curve_model) if args.curve_dataset else None
     sweep = run_sweeps(config.select(args.sweep_dataset), data_dir, args.sweep_epochs) if args.sweep_dataset else None

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from bench.analysis_cli import add_analysis_commands
-from bench.config import ConfigError, load_config
+from bench.config import ConfigError
+from bench.naming import load_named_config
 from bench.data import DATA_DIR_ENV, DataError
 from bench.datasets_cli import add_datasets_parser
 from bench.workers import BenchmarkError
@@ -127,7 +128,7 @@ def _run(args) -> int:
     from bench.splits import Protocol
     from models import get_rungs
 
-    config = load_config(args.datasets)
+    config = load_named_config(args.datasets, _data_dir(args), args.cache_dir)
     specs = config.select(args.dataset, args.tag)
     if not specs:
         raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset}, --tag {args.tag})")
@@ -167,7 +168,7 @@ def _report(args) -> int:
 
     if not args.results.is_file():
         raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first")
-    config = load_config(args.datasets)
+    config = load_named_config(args.datasets)
     with ResultsStore(args.results) as store:
         written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({', '.join(p.name for p in written)})")

@@ -73,6 +73,14 @@ class DatasetSpec:
     table_sha256: str | None = None
     line: int = 0
     config_dir: Path = field(default=Path("."), compare=False)
+    # True for an `openml: ID` entry without `name:`. `bench.naming` gives it the OpenML
+    # dataset's name, and until then it is named `openml-<ID>`.
+    name_from_openml: bool = False
+
+    @property
+    def openml_id(self) -> int | None:
+        """Return the OpenML dataset id of an `openml: ID` entry, else None."""
+        return self.openml if isinstance(self.openml, int) else None
 
     @property
     def source(self) -> str:
@@ -108,15 +116,16 @@ class DatasetConfig:
         """Return the specs whose name is in `names` and that carry one of `tags`."""
         chosen = list(self.datasets)
         if names:
-            known = set(self.names())
+            # `openml-<ID>` also selects an entry by its OpenML id, whatever its name.
+            known = set(self.names()) | {f"openml-{spec.openml_id}" for spec in chosen if spec.openml_id is not None}
             unknown = [name for name in names if name not in known]
             if unknown:
                 raise ConfigError(
                     f"dataset(s) {unknown} not found in {self.path}; "
-                    f"add an entry (for example `- openml: 31`) or pick from: {', '.join(sorted(known))}"
+                    f"add an entry (for example `- openml: 31`) or pick from: {', '.join(sorted(self.names()))}"
                 )
             wanted = set(names)
-            chosen = [spec for spec in chosen if spec.name in wanted]
+            chosen = [spec for spec in chosen if spec.name in wanted or f"openml-{spec.openml_id}" in wanted]
         if tags:
             wanted_tags = set(tags)
             chosen = [spec for spec in chosen if wanted_tags & set(spec.tags) or spec.domain in wanted_tags]
@@ -148,19 +157,26 @@ def load_config(path: str | Path) -> DatasetConfig:
         raise ConfigError(f"{path}: `datasets:` must be a list of entries, got {type(entries).__name__}")
     lines = _entry_lines(root)
 
-    specs: list[DatasetSpec] = []
-    first_line_of: dict[str, int] = {}
+    specs = []
     for index, entry in enumerate(entries):
         line = lines[index] if index < len(lines) else 0
-        spec = _build_spec(entry, defaults, where=f"{path}:{line} (entry {index + 1})", line=line, config_dir=path.parent)
+        specs.append(_build_spec(entry, defaults, where=f"{path}:{line} (entry {index + 1})", line=line,
+                                 config_dir=path.parent))
+    check_unique_names(path, specs)
+    return DatasetConfig(path=path, datasets=tuple(specs))
+
+
+def check_unique_names(path: Path, specs: list[DatasetSpec]) -> None:
+    """Raise ConfigError naming both lines when two entries have the same name."""
+    first_line_of: dict[str, int] = {}
+    for spec in specs:
         if spec.name in first_line_of:
+            origin = " (the OpenML dataset's name)" if spec.name_from_openml else ""
             raise ConfigError(
-                f"{path}:{line}: duplicate dataset name {spec.name!r} (first defined at line "
+                f"{path}:{spec.line}: duplicate dataset name {spec.name!r}{origin} (first defined at line "
                 f"{first_line_of[spec.name]}); give one of them another `name:`"
             )
-        first_line_of[spec.name] = line
-        specs.append(spec)
-    return DatasetConfig(path=path, datasets=tuple(specs))
+        first_line_of[spec.name] = spec.line
 
 
 def _entry_lines(root: yaml.Node | None) -> list[int]:
@@ -246,6 +262,7 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
         tags=tuple(merged.get("tags", ())),
         line=line,
         config_dir=config_dir,
+        name_from_openml=not merged.get("name") and isinstance(merged.get("openml"), int),
     )
     return DatasetSpec(**values)
 
@@ -259,9 +276,8 @@ def _target_names(target: str | list | None) -> list[str]:
 
 
 def _default_name(entry: dict[str, Any]) -> str:
-    # NOTE: an OpenML id entry without `name:` is named `openml-<id>`, not by its OpenML
-    # name, so the name and the result ids stay the same before and after the
-    # description is fetched. The loader records the OpenML name in the dataset's source.
+    # An OpenML id gives the provisional name `openml-<id>`, which `bench.naming`
+    # replaces with the OpenML dataset's name.
     if "openml" in entry:
         openml = entry["openml"]
         return openml if isinstance(openml, str) else f"openml-{openml}"

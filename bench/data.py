@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 import pyarrow.parquet
+import yaml
 
 from bench.config import DatasetSpec, TaskType
 
@@ -94,8 +96,12 @@ def safe_file_stem(name: str) -> str:
     return f"{stem or 'dataset'}-{digest}"
 
 
-def find_in_data_dir(name: str, data_dir: Path | None) -> Path | None:
-    """Return `<data_dir>/[tabular|omics/]<stem>.parquet` if one exists, `stem` from `safe_file_stem`."""
+def find_in_data_dir(name: str, data_dir: Path | None, openml_id: int | None = None) -> Path | None:
+    """Return the data directory's Parquet file of a dataset, or None when it has none.
+
+    The file is `<data_dir>/[tabular|omics/]<stem>.parquet`, `stem` from `safe_file_stem`,
+    or else the file that the directory's MANIFEST.yaml lists for `openml_id`.
+    """
     if data_dir is None:
         return None
     stem = safe_file_stem(name)
@@ -103,7 +109,32 @@ def find_in_data_dir(name: str, data_dir: Path | None) -> Path | None:
         candidate = data_dir / folder / f"{stem}.parquet"
         if candidate.is_file():
             return candidate
+    listed = manifest_openml_files(data_dir).get(openml_id)
+    if listed is not None and listed[1].is_file():
+        return listed[1]
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def manifest_openml_files(data_dir: Path) -> dict[int, tuple[str, Path]]:
+    """Return `{openml_id: (name, path)}` from `<data_dir>/MANIFEST.yaml`; empty when it has none.
+
+    The data pack lists, for each file that is a copy of an OpenML dataset, that dataset's id.
+    """
+    manifest = data_dir / "MANIFEST.yaml"
+    if not manifest.is_file():
+        return {}
+    try:
+        entries = yaml.safe_load(manifest.read_text(encoding="utf-8"))["datasets"]
+        return {
+            int(entry["openml_id"]): (str(entry["name"]), data_dir / str(entry["file"]))
+            for entry in entries
+            if entry.get("openml_id") is not None
+        }
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
+        logger.warning("data directory manifest %s is unreadable (%s: %s); files are found by name only",
+                       manifest, type(error).__name__, error)
+        return {}
 
 
 def file_sha256(path: Path) -> str:
@@ -285,7 +316,7 @@ def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, cache_dir: Pat
     """Load one dataset: from the data directory, else the cache, else its declared source."""
     from bench import sources  # imported here: it pulls in the openml client
 
-    located = find_in_data_dir(spec.name, data_dir)
+    located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
     if located is not None:
         frame = read_parquet(located)
         # The path is given inside the data directory, so reports do not name a folder of one machine.

@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from bench.config import ConfigError, DatasetSpec, load_config
+from bench.config import ConfigError, DatasetSpec
 from bench.data import DATA_DIR_ENV, DataError, default_cache_dir, find_in_data_dir, load_dataset
+from bench.naming import load_named_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +36,19 @@ def add_datasets_parser(commands) -> None:
 
 
 def _selected(args) -> tuple[list[DatasetSpec], Path | None, Path]:
-    config = load_config(args.datasets)
-    specs = config.select(args.dataset, args.tag)
     data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
     if data_dir is not None and not data_dir.is_dir():
         raise ValueError(f"data directory not found: {data_dir}; pass --data-dir DIR or set {DATA_DIR_ENV}")
-    return specs, data_dir, args.cache_dir or default_cache_dir()
+    cache_dir = args.cache_dir or default_cache_dir()
+    config = load_named_config(args.datasets, data_dir, cache_dir)
+    return config.select(args.dataset, args.tag), data_dir, cache_dir
 
 
 def _is_reachable(spec: DatasetSpec, data_dir: Path | None, cache_dir: Path) -> bool:
     """Return whether `spec` loads without the network: data directory, cache or local file."""
     from bench.sources import cache_paths
 
-    return (find_in_data_dir(spec.name, data_dir) is not None
+    return (find_in_data_dir(spec.name, data_dir, spec.openml_id) is not None
             or cache_paths(spec, cache_dir)[0].is_file()
             or spec.file is not None)
 
@@ -67,7 +68,7 @@ def _list(args) -> int:
         except DataError as error:
             rows.append([spec.name, "", "", "", "", spec.domain, spec.describe_source(), f"error: {error}"])
             continue
-        located = find_in_data_dir(spec.name, data_dir)
+        located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
         rows.append([spec.name, dataset.n_samples, dataset.n_features, dataset.n_classes or "", dataset.task.value,
                      dataset.domain, spec.describe_source(), "data dir" if located else "cache"])
     print(tabulate(rows, headers=LIST_HEADERS, tablefmt="github", disable_numparse=True))
@@ -100,7 +101,7 @@ def _fetch(args) -> int:
     specs, data_dir, cache_dir = _selected(args)
     n_fetched, n_present, failures = 0, 0, []
     for spec in specs:
-        if find_in_data_dir(spec.name, data_dir) is not None:
+        if find_in_data_dir(spec.name, data_dir, spec.openml_id) is not None:
             n_present += 1
             continue
         try:

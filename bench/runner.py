@@ -179,7 +179,7 @@ def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, 
 
 
 def _dataset_size(spec: DatasetSpec, data_dir: Path | None) -> float:
-    located = find_in_data_dir(spec.name, data_dir)
+    located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
     if located is None:
         return 0.0
     try:
@@ -226,7 +226,7 @@ def _check_dataset_hashes(specs: list[DatasetSpec], store: ResultsStore, data_di
     """Raise if a dataset file in the data directory changed since its results were stored."""
     stored = store.dataset_hashes()
     for spec in specs:
-        located = find_in_data_dir(spec.name, data_dir)
+        located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
         if located is None or spec.name not in stored:
             # NOTE: only datasets read from the data directory are checked here. A dataset from
             # the cache is checked against its pinned hash when it is fetched.

@@ -400,6 +400,20 @@ def test_stub_name_alone_loads_lowest_active(openml_stub):
     assert (metadata["openml_id"], metadata["version"], metadata["original_target"]) == (900002, 2, "class")
 
 
+def test_stub_id_entry_named_by_server(openml_stub, tmp_path):
+    from bench.naming import load_named_config
+
+    path = tmp_path / "datasets.yaml"
+    path.write_text("datasets:\n  - openml: 900002\n", encoding="utf-8")
+
+    config = load_named_config(path, cache_dir=openml_stub)
+
+    assert config.names() == ["tumor_expr"]
+    dataset = load_dataset(config.datasets[0], data_dir=None, cache_dir=openml_stub)
+    assert _metadata(config.datasets[0], openml_stub)["openml_name"] == "tumor_expr"
+    assert dataset.source == "openml:900002@v2 (tumor_expr, active)"
+
+
 def test_stub_deactivated_id_loads_with_warning(openml_stub):
     spec = DatasetSpec(name="tumor_v1", openml=900001)
 

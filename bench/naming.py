@@ -1,0 +1,122 @@
+"""Name each `- openml: ID` entry without `name:` after its OpenML dataset.
+
+The name comes from the first of these sources that contains it:
+1. the metadata of the dataset in the occam-bench cache (written by an earlier fetch);
+2. the description that the openml client cached (`description.xml`);
+3. the OpenML server, through the openml client (description only, no data);
+4. offline, the name that the data directory's MANIFEST.yaml gives the same OpenML id,
+   with a warning, because that name can differ from OpenML's (`us-crime` for `USCrime`);
+5. else the entry keeps the name `openml-<ID>`, with a warning.
+Result ids contain the name, so an entry that must keep one name online and offline sets `name:`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+from bench.config import DatasetConfig, DatasetSpec, check_unique_names, load_config
+from bench.data import DATA_DIR_ENV, default_cache_dir, manifest_openml_files
+
+logger = logging.getLogger(__name__)
+
+
+def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None,
+                        cache_dir: Path | None = None) -> DatasetConfig:
+    """Return `config` with the OpenML dataset's name on each `- openml: ID` entry without `name:`."""
+    unnamed = [spec for spec in config.datasets if spec.name_from_openml]
+    if not unnamed:
+        return config
+    if data_dir is None and os.environ.get(DATA_DIR_ENV):
+        data_dir = Path(os.environ[DATA_DIR_ENV])
+    cache_names = _cached_openml_names(cache_dir or default_cache_dir())
+
+    specs = []
+    server = _ServerLookup()
+    for spec in config.datasets:
+        if spec.name_from_openml:
+            name = cache_names.get(spec.openml_id) or _client_cached_name(spec.openml_id)
+            if name is None:
+                name, failure = server.name(spec.openml_id)
+                if name is None:
+                    name = _offline_name(spec, config.path, data_dir, failure)
+            spec = dataclasses.replace(spec, name=name)
+        specs.append(spec)
+    check_unique_names(config.path, specs)
+    return dataclasses.replace(config, datasets=tuple(specs))
+
+
+def _cached_openml_names(cache_dir: Path) -> dict[int, str]:
+    """Return `{openml_id: OpenML name}` from the metadata files of the occam-bench cache."""
+    names = {}
+    for metadata_path in sorted(cache_dir.glob("*/*.json")):
+        try:
+            metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+            names[int(metadata["openml_id"])] = str(metadata["openml_name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not the metadata of an OpenML dataset, or damaged: the fetch checks it again
+    return names
+
+
+def _client_cached_name(dataset_id: int) -> str | None:
+    """Return the name in the openml client's cached description of `dataset_id`, without the network."""
+    import openml
+    import xmltodict
+
+    path = Path(openml.config.get_cache_directory()) / "datasets" / str(dataset_id) / "description.xml"
+    try:
+        return str(xmltodict.parse(path.read_text(encoding="utf-8"))["oml:data_set_description"]["oml:name"])
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        if path.exists():
+            logger.warning("OpenML description %s is unreadable (%s); asking the server", path, error)
+        return None
+
+
+class _ServerLookup:
+    """Name lookups on the OpenML server, which stop once the server is unreachable."""
+
+    def __init__(self):
+        self.unreachable: str | None = None
+
+    def name(self, dataset_id: int) -> tuple[str | None, str | None]:
+        """Return the dataset's name and None, or None and why the server gave no name."""
+        if self.unreachable is not None:
+            return None, self.unreachable
+        import openml
+
+        try:
+            dataset = openml.datasets.get_dataset(
+                dataset_id, download_data=False, download_qualities=False, download_features_meta_data=False
+            )
+        except openml.exceptions.OpenMLServerException as error:
+            # The server answered, for example that no dataset has this id.
+            failure = f"the OpenML server answered: {str(error)[:200]}"
+            logger.warning("reading the name of OpenML dataset %d failed: %s", dataset_id, failure)
+            return None, failure
+        except Exception as error:  # openml raises requests, urllib3 and file errors
+            self.unreachable = f"{openml.config.server} was not reached ({type(error).__name__}: {str(error)[:200]})"
+            logger.warning("reading the name of OpenML dataset %d failed: %s", dataset_id, self.unreachable)
+            return None, self.unreachable
+        return str(dataset.name), None
+
+
+def _offline_name(spec: DatasetSpec, config_path: Path, data_dir: Path | None, failure: str) -> str:
+    """Return the data directory's name for the entry's OpenML id, else its provisional name."""
+    listed = manifest_openml_files(data_dir).get(spec.openml_id) if data_dir is not None else None
+    if listed is not None:
+        logger.warning("%s:%d: OpenML dataset %d is named %r as in %s, because %s; OpenML may name it "
+                       "otherwise, so set `name:` to keep the same name online and offline",
+                       config_path, spec.line, spec.openml_id, listed[0], data_dir / "MANIFEST.yaml", failure)
+        return listed[0]
+    logger.warning("%s:%d: OpenML dataset %d is named %r, because %s and no cache contains its name; "
+                   "run `occam-bench datasets fetch` online once, or set `name:`",
+                   config_path, spec.line, spec.openml_id, spec.name, failure)
+    return spec.name
+
+
+def load_named_config(path: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> DatasetConfig:
+    """Read `datasets.yaml` and name its `- openml: ID` entries after their OpenML datasets."""
+    return name_openml_entries(load_config(path), data_dir, cache_dir)
