@@ -153,13 +153,18 @@ def _run(args) -> int:
     print(f"{summary.n_total} runs: {summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped, "
           f"{summary.n_cached} already finished")
     print(f"results: {args.results}")
-    print(f"reports: {args.reports}/ ({', '.join(p.name for p in written)})")
+    print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")
     failed_models = summary.models_all_failed()
     if failed_models:
         print(f"occam-bench: error: every run of model(s) {failed_models} failed; see the failure summary above",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _listing(written: list[Path], reports_dir: Path) -> str:
+    """Return the written files as paths inside the reports folder, such as `figures/gap.png`."""
+    return ", ".join(path.relative_to(reports_dir).as_posix() for path in written)
 
 
 def _report(args) -> int:
@@ -171,7 +176,7 @@ def _report(args) -> int:
     config = load_named_config(args.datasets)
     with ResultsStore(args.results) as store:
         written = write_reports(store, args.reports, config)
-    print(f"reports: {args.reports}/ ({', '.join(p.name for p in written)})")
+    print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")
     return 0
 
 

@@ -350,7 +350,7 @@ def prepare_dataset(
             f"{list(frame.columns)[:10]}{' ...' if frame.shape[1] > 10 else ''}; set `target:` in datasets.yaml"
         )
     if frame.shape[0] == 0:
-        raise DataError(f"dataset {name!r}: the table has no rows")
+        raise DataError(f"dataset {name!r}: the table read from {source} has no rows; check or replace that file")
 
     ignored = [column for column in spec.ignore if column in frame.columns]
     missing_ignored = [column for column in spec.ignore if column not in frame.columns]
@@ -378,9 +378,15 @@ def prepare_dataset(
         notes.append(rule)
     if task.is_classification:
         return _classification_dataset(spec, X, y, task, source, sha256, notes)
-    y = pd.to_numeric(y, errors="coerce")
-    if y.isna().any() or not np.isfinite(y.to_numpy(dtype=float)).all():
-        raise DataError(f"dataset {name!r}: regression target has non-numeric or infinite values")
+    values = pd.to_numeric(y, errors="coerce")
+    bad = y[values.isna() | ~np.isfinite(values.to_numpy(dtype=float))]
+    if len(bad):
+        raise DataError(
+            f"dataset {name!r}: regression target has {len(bad)} non-numeric or infinite value(s), for example "
+            f"{bad.iloc[0]!r} in row {bad.index[0]}; fix them in the source, or declare `task: binary` or "
+            f"`task: multiclass` if the target holds class labels"
+        )
+    y = values
     return Dataset(name, X, y.astype(float), task, spec.domain, source, sha256, notes=notes)
 
 

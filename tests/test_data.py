@@ -123,6 +123,26 @@ def test_load_single_class_raises(tmp_path):
         _load(path, tmp_path / "cache")
 
 
+def test_load_regression_text_value_named(tmp_path):
+    path = _write_csv(tmp_path / "price.csv", "a,target\n1,1.5\n2,high\n3,2.5\n4,3.0\n")
+
+    with pytest.raises(DataError) as error:
+        _load(path, tmp_path / "cache", task=TaskType.REGRESSION)
+
+    assert "regression target has 1 non-numeric or infinite value(s), for example 'high' in row 1" in str(error.value)
+    assert "declare `task: binary` or `task: multiclass`" in str(error.value)
+
+
+def test_load_table_without_rows_names_file(tmp_path):
+    path = _write_csv(tmp_path / "header_only.csv", "a,target\n")
+
+    with pytest.raises(DataError) as error:
+        _load(path, tmp_path / "cache")
+
+    assert "has no rows" in str(error.value)
+    assert "header_only.csv" in str(error.value)
+
+
 # ---- Tiny classes and splits ------------------------------------------------------
 
 def test_load_singleton_class_dropped_before_splits(cases_dir, tmp_path):

@@ -373,7 +373,7 @@ def test_settings_invalid_values_raise(kwargs, message):
         Settings(**kwargs)
 
 
-def test_cli_run_selection_options(tmp_path, data_dir):
+def test_cli_run_selection_options(tmp_path, data_dir, capsys):
     datasets = _write_datasets_yaml(tmp_path / "datasets.yaml")
     results = tmp_path / "results.sqlite"
     code = main(["--quiet", "run", "--datasets", str(datasets), "--data-dir", str(data_dir),
@@ -381,8 +381,10 @@ def test_cli_run_selection_options(tmp_path, data_dir):
                  "--folds", "3", "--repeats", "2", "--workers", "1", "--no-progress",
                  "--results", str(results), "--reports", str(tmp_path / "reports")])
     frame = _stable_results(results)
+    printed = capsys.readouterr().out
 
     assert code == 0
+    assert "figures/" in printed, "the written figures are listed with their folder"
     assert sorted(frame["dataset"].unique()) == ["alon", "iris"]
     assert sorted(frame["model"].unique()) == ["constant", "knn_5"]
     assert sorted(frame["fold"].unique()) == [0, 1, 2]
