@@ -163,7 +163,7 @@ def _run(args) -> int:
 
 
 def _listing(written: list[Path], reports_dir: Path) -> str:
-    """Return the written files as paths inside the reports folder, such as `figures/gap.png`."""
+    """Return the written files as paths inside the reports folder, such as `figures/gap_vs_params_per_sample.png`."""
     return ", ".join(path.relative_to(reports_dir).as_posix() for path in written)
 
 
