@@ -173,6 +173,26 @@ def test_read_rdata_microarray_layout(tmp_path):
     assert list(frame[TARGET].cat.categories) == ["normal", "tumor"]
 
 
+R_FILES = Path(__file__).parent / "files" / "rdata"
+
+
+@pytest.mark.parametrize("file_name, columns", [
+    ("named_bzip2.RData", ["X1", "X2", "X3", "X4"]),
+    ("unnamed_gzip.RData", ["g00000", "g00001", "g00002", "g00003"]),
+    ("frame_xz.RData", ["X1", "X2", "X3", "X4"]),
+])
+def test_read_rdata_written_by_r(file_name, columns):
+    expected = pd.read_csv(R_FILES / "expected.csv")
+
+    frame = read_rdata(R_FILES / file_name, "toy")
+
+    assert list(frame.columns) == [*columns, TARGET]
+    assert list(frame.index) == list(range(6)), "row names of the R matrix are dropped"
+    np.testing.assert_array_equal(frame[columns].to_numpy(), expected[["X1", "X2", "X3", "X4"]].to_numpy(np.float32))
+    assert list(frame[TARGET].astype(str)) == list(expected["y"])
+    assert list(frame[TARGET].cat.categories) == ["n", "t"]
+
+
 @pytest.mark.filterwarnings("ignore:Unknown file type:UserWarning", "ignore:Wrong extension:UserWarning")
 def test_read_rdata_invalid_file_raises(tmp_path):
     path = tmp_path / "broken.RData"
