@@ -47,8 +47,8 @@ DIMENSION_PROTOCOL = Protocol(n_folds=5, n_repeats=1, seed=0)
 MISSING = "missing"
 
 LEGEND_DIMENSION = """\
-Legend: `n_train` training samples of the splits used (first repeat of 5-fold, `--dimension-splits`
-of its folds, one by default); `p` features after one-hot
+Legend: `n_train` training samples of the splits used (the first `--dimension-splits` folds of one
+5-fold repeat, all 5 by default); `p` features after one-hot
 encoding; `PR` participation ratio (sum lambda)^2 / sum lambda^2 of the covariance eigenvalues
 lambda; `PR corrected` the same ratio from unbiased pair estimates of its numerator and denominator
 (Chun, Canatar, Chung and Lee, ICLR 2026); `GD rank` singular values above the Gavish-Donoho
