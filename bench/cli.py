@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from bench.analysis_cli import add_analysis_commands
 from bench.config import ConfigError
-from bench.naming import load_named_config
-from bench.data import DATA_DIR_ENV, DataError
+from bench.data import DATA_DIR_ENV, DataError, resolve_data_dir
 from bench.datasets_cli import add_datasets_parser
+from bench.naming import load_named_config
 from bench.workers import BenchmarkError
 
 logger = logging.getLogger("bench")
@@ -109,15 +108,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _data_dir(args) -> Path | None:
-    if args.data_dir is not None:
-        path = args.data_dir
-    elif os.environ.get(DATA_DIR_ENV):
-        path = Path(os.environ[DATA_DIR_ENV])
-    else:
-        return None
-    if not path.is_dir():
-        raise ValueError(f"data directory not found: {path}; pass --data-dir DIR or set {DATA_DIR_ENV}")
-    return path.resolve()
+    return resolve_data_dir(args.data_dir)
 
 
 def _run(args) -> int:
@@ -173,7 +164,7 @@ def _report(args) -> int:
 
     if not args.results.is_file():
         raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first")
-    config = load_named_config(args.datasets)
+    config = load_named_config(args.datasets, resolve_data_dir(None))
     with ResultsStore(args.results) as store:
         written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")

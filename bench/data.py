@@ -83,6 +83,20 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "occam-bench"
 
 
+def resolve_data_dir(path: Path | None) -> Path | None:
+    """Return the data directory: `path`, else $OCCAM_DATA_DIR, else None.
+
+    Raises ValueError when the folder does not exist.
+    """
+    if path is None and os.environ.get(DATA_DIR_ENV):
+        path = Path(os.environ[DATA_DIR_ENV])
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise ValueError(f"data directory not found: {path}; pass --data-dir DIR or set {DATA_DIR_ENV}")
+    return path.resolve()
+
+
 def safe_file_stem(name: str) -> str:
     """Return a file name stem for a dataset name that may hold any character.
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
-from bench.config import ConfigError, DatasetSpec
-from bench.data import DATA_DIR_ENV, DataError, default_cache_dir, find_in_data_dir, load_dataset
+from bench.config import DatasetSpec
+from bench.data import (
+    DATA_DIR_ENV,
+    DataError,
+    default_cache_dir,
+    find_in_data_dir,
+    load_dataset,
+    resolve_data_dir,
+)
 from bench.naming import load_named_config
 
 logger = logging.getLogger(__name__)
@@ -36,9 +42,7 @@ def add_datasets_parser(commands) -> None:
 
 
 def _selected(args) -> tuple[list[DatasetSpec], Path | None, Path]:
-    data_dir = args.data_dir or (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
-    if data_dir is not None and not data_dir.is_dir():
-        raise ValueError(f"data directory not found: {data_dir}; pass --data-dir DIR or set {DATA_DIR_ENV}")
+    data_dir = resolve_data_dir(args.data_dir)
     cache_dir = args.cache_dir or default_cache_dir()
     config = load_named_config(args.datasets, data_dir, cache_dir)
     return config.select(args.dataset, args.tag), data_dir, cache_dir

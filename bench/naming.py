@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 from bench.config import DatasetConfig, DatasetSpec, check_unique_names, load_config
-from bench.data import DATA_DIR_ENV, default_cache_dir, manifest_openml_files
+from bench.data import default_cache_dir, manifest_openml_files
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +29,6 @@ def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None,
     unnamed = [spec for spec in config.datasets if spec.name_from_openml]
     if not unnamed:
         return config
-    if data_dir is None and os.environ.get(DATA_DIR_ENV):
-        data_dir = Path(os.environ[DATA_DIR_ENV])
     cache_names = _cached_openml_names(cache_dir or default_cache_dir())
 
     specs = []
