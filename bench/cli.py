@@ -141,8 +141,10 @@ def _run(args) -> int:
     with ResultsStore(args.results) as store:
         summary = run_benchmark(specs, rungs, store, settings)
         written = write_reports(store, args.reports, config)
+    earlier_failures = (f" ({summary.n_cached_failed} of them failed; --retry-failed runs them again)"
+                        if summary.n_cached_failed else "")
     print(f"{summary.n_total} runs: {summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped, "
-          f"{summary.n_cached} already finished")
+          f"{summary.n_cached} already finished{earlier_failures}")
     print(f"results: {args.results}")
     print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")
     failed_models = summary.models_all_failed()

@@ -148,11 +148,13 @@ class ResultsStore:
 
     # ---- Writing ----------------------------------------------------------------
 
-    def forget(self, where: str, parameters: tuple = ()) -> list[str]:
-        """Delete the result rows matching an SQL condition and return their run ids."""
+    def forget(self, where: str, parameters: tuple = (), among: set[str] | None = None) -> list[str]:
+        """Delete the result rows matching an SQL condition, and among `among` when given; return their run ids."""
         with self.connection:
             run_ids = [row[0] for row in self.connection.execute(f"SELECT run_id FROM results WHERE {where}", parameters)]
-            self.connection.execute(f"DELETE FROM results WHERE {where}", parameters)
+            if among is not None:
+                run_ids = [run_id for run_id in run_ids if run_id in among]
+            self.connection.executemany("DELETE FROM results WHERE run_id = ?", [(run_id,) for run_id in run_ids])
         return run_ids
 
     def dataset_hashes(self) -> dict[str, set[str]]:
@@ -188,6 +190,9 @@ class ResultsStore:
 
     def finished_run_ids(self) -> set[str]:
         return {row[0] for row in self.connection.execute("SELECT run_id FROM results")}
+
+    def failed_run_ids(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT run_id FROM results WHERE status = 'failed'")}
 
     def frame(self) -> pd.DataFrame:
         """Return all results as a DataFrame, ordered by (dataset, model, repeat, fold).

@@ -16,7 +16,7 @@ import pyarrow.parquet
 
 from bench import provenance
 from bench.config import DatasetSpec
-from bench.data import file_sha256, find_in_data_dir
+from bench.data import DataError, default_cache_dir, file_sha256, find_in_data_dir
 from bench.results import ResultsStore
 from bench.runs import DEFAULT_COMPUTE_BUDGET, FAILED, OK, SKIPPED, RunKey, RunTask, execute_task, lost_task_rows
 from bench.splits import Protocol
@@ -99,6 +99,8 @@ class Summary:
 
     n_total: int = 0
     n_cached: int = 0
+    # Finished runs found in the results file that had failed; --retry-failed runs them again.
+    n_cached_failed: int = 0
     n_ok: int = 0
     n_failed: int = 0
     n_skipped: int = 0
@@ -178,6 +180,12 @@ def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, 
     return [item[-1] for item in tasks], n_cached
 
 
+def _grid_run_ids(specs: list[DatasetSpec], rungs: list[Rung], protocol) -> set[str]:
+    return {RunKey(spec.name, rung.name, repeat, fold).run_id
+            for spec in specs for rung in rungs
+            for repeat in range(protocol.n_repeats) for fold in range(protocol.n_folds)}
+
+
 def _dataset_size(spec: DatasetSpec, data_dir: Path | None) -> float:
     located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
     if located is None:
@@ -193,14 +201,16 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
     """Execute every unfinished run of the grid, writing each result as it arrives."""
     # Start
     store.bind_protocol(settings.protocol_fields())
-    _check_dataset_hashes(specs, store, settings.data_dir)
-    _forget_rerunnable(store, settings)
+    _check_dataset_hashes(specs, store, settings.data_dir, settings.cache_dir)
+    grid = _grid_run_ids(specs, rungs, settings.protocol)
+    _forget_rerunnable(store, settings, grid)
     provenance_id, content = provenance.collect(settings.describe())
     store.add_provenance(provenance_id, content)
     finished = store.finished_run_ids()
     tasks, n_cached = plan_tasks(specs, rungs, settings, finished, provenance_id)
     n_runs = sum(len(task.splits) for task in tasks)
-    summary = Summary(n_total=n_runs + n_cached, n_cached=n_cached)
+    summary = Summary(n_total=n_runs + n_cached, n_cached=n_cached,
+                      n_cached_failed=len(store.failed_run_ids() & grid))
     logger.info("benchmark: %d datasets x %d models: %d runs, %d already finished, %d to run",
                 len(specs), len(rungs), summary.n_total, n_cached, n_runs)
     if not tasks:
@@ -222,33 +232,59 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
     return summary
 
 
-def _check_dataset_hashes(specs: list[DatasetSpec], store: ResultsStore, data_dir: Path | None) -> None:
-    """Raise if a dataset file in the data directory changed since its results were stored."""
+def _check_dataset_hashes(specs: list[DatasetSpec], store: ResultsStore, data_dir: Path | None,
+                          cache_dir: Path | None) -> None:
+    """Raise if a dataset file changed since its results were stored: a data-directory file, or the
+    table built from a `file:` entry (another file at that path, or the same file edited)."""
     stored = store.dataset_hashes()
     for spec in specs:
-        located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
-        if located is None or spec.name not in stored:
-            # NOTE: only datasets read from the data directory are checked here. A dataset from
-            # the cache is checked against its pinned hash when it is fetched.
+        if spec.name not in stored:
             continue
-        current = file_sha256(located)
+        located = find_in_data_dir(spec.name, data_dir, spec.openml_id)
+        if located is not None:
+            current, where = file_sha256(located), located
+        elif spec.file is not None:
+            current, where = _file_entry_sha256(spec, cache_dir), spec.file
+            if current is None:
+                continue
+        else:
+            # NOTE: a dataset fetched from OpenML or a URL is not checked here. Its cache file
+            # is checked against its recorded sha256, or its pinned hash, when it is fetched.
+            continue
         if stored[spec.name] != {current}:
             old = ", ".join(sorted(value[:12] for value in stored[spec.name]))
             raise ValueError(
                 f"dataset {spec.name!r} changed since its results were stored in {store.path} "
-                f"(sha256 {old} stored, {current[:12]} now in {located}); use another --results file"
+                f"(sha256 {old} stored, {current[:12]} now from {where}); use another --results file"
             )
 
 
-def _forget_rerunnable(store: ResultsStore, settings: Settings) -> None:
-    """Delete the rows that this execution runs again: failed runs with --retry-failed, and runs
-    skipped by a compute budget that the current budget admits."""
+def _file_entry_sha256(spec: DatasetSpec, cache_dir: Path | None) -> str | None:
+    """Return the sha256 of the table that a `file:` entry loads as now, or None when it fails to load."""
+    # NOTE: this is the sha256 of the cache's Parquet file. A cache file rebuilt from an unchanged
+    # source by another pandas or pyarrow version can differ in bytes, and then counts as a change.
+    from bench.sources import fetch_canonical
+
+    try:
+        return fetch_canonical(spec, cache_dir or default_cache_dir()).sha256
+    except DataError:
+        return None  # the runs record the error
+
+
+def _forget_rerunnable(store: ResultsStore, settings: Settings, grid: set[str]) -> None:
+    """Delete the rows of `grid` that this execution runs again: failed runs with --retry-failed, runs
+    whose data failed to load or split, and runs skipped by a compute budget that the current budget admits."""
     if settings.retry_failed:
-        forgotten = store.forget("status = 'failed'")
+        forgotten = store.forget("status = 'failed'", among=grid)
         if forgotten:
             logger.info("retrying %d failed run(s) (--retry-failed)", len(forgotten))
+    # A data failure comes from the dataset or its entry, which the user may have fixed since,
+    # and it fails again quickly when nothing changed.
+    reloaded = store.forget("status = 'failed' AND error_kind = 'data'", among=grid)
+    if reloaded:
+        logger.info("running again %d run(s) whose data failed to load before", len(reloaded))
     admitted = store.forget("status = 'skipped' AND error_kind = 'compute_budget' AND estimated_flops <= ?",
-                            (settings.compute_budget,))
+                            (settings.compute_budget,), among=grid)
     if admitted:
         logger.info("running %d run(s) skipped before by a smaller compute budget", len(admitted))
 

@@ -546,10 +546,44 @@ def test_rerun_retry_failed_runs_again(tmp_path, data_dir):
 
         summary = run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir))
         assert summary.n_cached == 2
+        assert summary.n_cached_failed == 1
         summary = run_benchmark([spec], get_rungs(["constant"]), store, _iris_settings(data_dir, retry_failed=True))
         assert summary.n_cached == 1
         assert summary.n_ok == 1
         assert set(store.frame()["status"]) == {OK}
+
+
+def test_rerun_after_data_fix_runs_again(tmp_path, data_dir):
+    broken = DatasetSpec(name="iris", task=TaskType.REGRESSION)
+    other = DatasetSpec(name="sonar", task=TaskType.REGRESSION)
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        run_benchmark([broken, other], get_rungs(["constant"]), store, _iris_settings(data_dir))
+        assert set(store.frame()["error_kind"]) == {"data"}
+
+        fixed = DatasetSpec(name="iris", task=TaskType.MULTICLASS)
+        summary = run_benchmark([fixed], get_rungs(["constant"]), store, _iris_settings(data_dir))
+
+        frame = store.frame()
+        assert summary.n_ok == 2
+        assert summary.n_cached == 0
+        assert set(frame.loc[frame["dataset"] == "iris", "status"]) == {OK}
+        assert set(frame.loc[frame["dataset"] == "sonar", "error_kind"]) == {"data"}, "runs outside the selection stay"
+
+
+def test_rerun_edited_file_entry_raises(tmp_path, data_dir):
+    table = tmp_path / "plants.csv"
+    rows = pd.read_parquet(data_dir / "tabular" / "iris.parquet")
+    rows.iloc[::2].to_csv(table, index=False)
+    spec = DatasetSpec(name="plants", file=str(table), task=TaskType.MULTICLASS)
+    settings = _iris_settings(data_dir, cache_dir=tmp_path / "cache")
+    with ResultsStore(tmp_path / "r.sqlite") as store:
+        run_benchmark([spec], get_rungs(["constant"]), store, settings)
+        assert set(store.frame()["status"]) == {OK}
+
+        rows.to_csv(table, index=False)
+        with pytest.raises(ValueError, match=r"dataset 'plants' changed since its results were stored .* now from "):
+            run_benchmark([spec], get_rungs(["constant"]), store, settings)
+        assert len(store.frame()) == 2
 
 
 def test_rerun_larger_budget_runs_skipped(tmp_path, data_dir):
