@@ -37,6 +37,9 @@ FALSE_TOKENS = frozenset({"false", "no", "f", "n", "0"})
 # Features per sample from which a dataset is noted as p >> n.
 WIDE_FEATURES_PER_SAMPLE = 10
 SAFE_STEM_MAX_CHARS = 80
+# Distinct integer-like text labels above which a target with a few text values is taken as
+# numeric and rejected unless its task is declared.
+MAX_INTEGER_LABELS = 10
 
 
 class DataError(ValueError):
@@ -384,6 +387,7 @@ def prepare_dataset(
         X, y = X.loc[keep], y.loc[keep]
         notes.append(f"dropped {missing_target} rows with a missing target")
         logger.warning("dataset %s: dropped %d rows with a missing target", name, missing_target)
+    source_rows = y.index.to_numpy()
     X = X.reset_index(drop=True)
     y = y.reset_index(drop=True)
 
@@ -397,7 +401,8 @@ def prepare_dataset(
     if len(bad):
         raise DataError(
             f"dataset {name!r}: regression target has {len(bad)} non-numeric or infinite value(s), for example "
-            f"{bad.iloc[0]!r} in row {bad.index[0]}; fix them in the source, or declare `task: binary` or "
+            f"{bad.iloc[0]!r} in data row {source_rows[bad.index[0]] + 1}; fix them in the source, or declare "
+            f"`task: binary` or "
             f"`task: multiclass` if the target holds class labels"
         )
     y = values
@@ -446,6 +451,7 @@ def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[Ta
     is_label_dtype = isinstance(y.dtype, pd.CategoricalDtype) or y.dtype == bool or y.dtype == object
     is_label_dtype = is_label_dtype or pd.api.types.is_string_dtype(y.dtype)
     if is_label_dtype:
+        _check_not_numeric_text(name, y)
         task = TaskType.BINARY if n_distinct == 2 else TaskType.MULTICLASS
         return task, f"task inferred as {task.value}: the target holds labels ({n_distinct} distinct)"
     if pd.api.types.is_float_dtype(y.dtype):
@@ -455,6 +461,25 @@ def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[Ta
     raise DataError(
         f"dataset {name!r}: integer target with {n_distinct} distinct values: declare the task type "
         f"(`task: binary`, `multiclass` or `regression` in datasets.yaml)"
+    )
+
+
+def _check_not_numeric_text(name: str, y: pd.Series) -> None:
+    """Raise when text labels are mostly numbers with a fraction or many values, such as a
+    regression target with a few text cells; such a target is not taken as class labels."""
+    distinct = pd.Series(sorted({str(value) for value in y.dropna()}), dtype=object)
+    numbers = pd.to_numeric(distinct, errors="coerce")
+    n_numbers = int(numbers.notna().sum())
+    if n_numbers == len(distinct) or n_numbers < len(distinct) / 2:
+        return
+    has_fraction = bool((numbers.dropna() % 1 != 0).any())
+    if not has_fraction and n_numbers <= MAX_INTEGER_LABELS:
+        return
+    text = list(distinct[numbers.isna()])
+    raise DataError(
+        f"dataset {name!r}: the target looks numeric ({n_numbers} of {len(distinct)} distinct values are numbers) "
+        f"but holds text such as {text[:3]}; fix those values and declare `task: regression`, or declare "
+        f"`task: multiclass` if the values are class labels"
     )
 
 
@@ -469,13 +494,18 @@ def _classification_dataset(spec, X, y, task, source, sha256, notes) -> Dataset:
     # A class with one sample can never be in the train and the test part of
     # the same split, so it is dropped and the drop is recorded.
     singletons = sorted(counts.index[counts < 2])
+    if len(singletons) > len(labels) / 2:
+        raise DataError(
+            f"dataset {name!r}: {len(singletons)} of {len(labels)} rows are the only sample of their class, "
+            f"so the target looks continuous; declare `task: regression` if it holds numbers"
+        )
     if singletons:
         keep = ~labels.isin(singletons).to_numpy()
         X, labels = X.loc[keep].reset_index(drop=True), labels.loc[keep].reset_index(drop=True)
-        notes.append(
-            f"dropped class(es) {singletons} with 1 sample each: a class needs 2 samples to be in "
-            f"the train and the test part of a split"
-        )
+        message = (f"dropped class(es) {singletons} with 1 sample each: a class needs 2 samples to be in "
+                   f"the train and the test part of a split")
+        notes.append(message)
+        logger.warning("dataset %s: %s", name, message)
         counts = labels.value_counts()
     if len(counts) < 2:
         raise DataError(f"dataset {name!r}: fewer than 2 classes with at least 2 samples")

@@ -124,13 +124,42 @@ def test_load_single_class_raises(tmp_path):
 
 
 def test_load_regression_text_value_named(tmp_path):
-    path = _write_csv(tmp_path / "price.csv", "a,target\n1,1.5\n2,high\n3,2.5\n4,3.0\n")
+    path = _write_csv(tmp_path / "price.csv", "a,target\n1,1.5\n2,?\n3,high\n4,2.5\n5,3.0\n")
 
     with pytest.raises(DataError) as error:
         _load(path, tmp_path / "cache", task=TaskType.REGRESSION)
 
-    assert "regression target has 1 non-numeric or infinite value(s), for example 'high' in row 1" in str(error.value)
+    assert "regression target has 1 non-numeric or infinite value(s), for example 'high' in data row 3" in str(error.value)
     assert "declare `task: binary` or `task: multiclass`" in str(error.value)
+
+
+def test_load_numeric_text_target_undeclared_raises(tmp_path):
+    values = ["0.35", "1.20", "0.35", "2.75", "high", "1.20", "0.80", "2.75", "0.80", "3.10", "3.10", "n/a"]
+    path = _write_csv(tmp_path / "mostly_numbers.csv", "a,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+
+    with pytest.raises(DataError) as error:
+        _load(path, tmp_path / "cache")
+
+    assert "the target looks numeric (5 of 6 distinct values are numbers) but holds text such as ['high']" in str(error.value)
+    assert "declare `task: regression`" in str(error.value)
+
+
+def test_load_integer_and_text_labels_stay_classes(tmp_path):
+    labels = ["1", "2", "3", "U"] * 3
+    path = _write_csv(tmp_path / "grades.csv", "a,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+
+    dataset = _load(path, tmp_path / "cache")
+
+    assert dataset.task is TaskType.MULTICLASS
+    assert dataset.classes == ("1", "2", "3", "U")
+
+
+def test_load_mostly_singleton_classes_raises(tmp_path):
+    labels = ["a", "b", "c", "d", "e", "f", "g", "h", "x", "x"]
+    path = _write_csv(tmp_path / "ids.csv", "a,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+
+    with pytest.raises(DataError, match=r"8 of 10 rows are the only sample of their class, so the target looks continuous"):
+        _load(path, tmp_path / "cache", task=TaskType.MULTICLASS)
 
 
 def test_load_table_without_rows_names_file(tmp_path):
