@@ -78,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"results database to read (default {DEFAULT_RESULTS})")
     report.add_argument("--reports", type=Path, default=DEFAULT_REPORTS,
                         help=f"folder the reports are written to (default {DEFAULT_REPORTS})")
-    report.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
-                        help="datasets file whose `reference:` entries go into references.bib (default datasets.yaml)")
+    report.add_argument("--datasets", type=Path,
+                        help="datasets file whose `reference:` entries go into references.bib "
+                             "(default datasets.yaml, when it exists)")
     report.set_defaults(handler=_report)
 
     compare = commands.add_parser("compare-reports",
@@ -166,8 +167,13 @@ def _report(args) -> int:
 
     if not args.results.is_file():
         raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first")
-    config = load_named_config(args.datasets, resolve_data_dir(None))
     with ResultsStore(args.results) as store:
+        datasets = args.datasets or DEFAULT_DATASETS
+        if args.datasets is None and not datasets.is_file():
+            logger.warning("no %s here, so references.bib gets no reference texts; pass --datasets PATH", datasets)
+            config = None
+        else:
+            config = load_named_config(datasets, resolve_data_dir(None), known_names=store.openml_names())
         written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")
     return 0

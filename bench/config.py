@@ -219,6 +219,16 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
     for hash_key in ("sha256", "table_sha256"):
         if hash_key in entry and not re.fullmatch(r"[0-9a-f]{64}", entry[hash_key]):
             raise ConfigError(f"{where}: {hash_key!r} must be 64 lowercase hex digits, got {entry[hash_key]!r}")
+    openml = entry.get("openml")
+    if isinstance(openml, int) and openml <= 0:
+        raise ConfigError(f"{where}: OpenML dataset id must be a positive integer, got {openml}")
+    if isinstance(openml, str) and openml.strip().isdigit():
+        raise ConfigError(
+            f"{where}: `openml: {openml!r}` is a quoted number, read as a dataset name; "
+            f"write `openml: {openml.strip()}` without quotes for the id"
+        )
+    if isinstance(openml, str) and not openml.strip():
+        raise ConfigError(f"{where}: field 'openml' is empty; give an OpenML dataset id or name")
     reader = merged.get("reader")
     if reader is not None and reader not in READERS:
         raise ConfigError(f"{where}: reader {reader!r} is not one of {list(READERS)}")

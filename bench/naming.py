@@ -22,14 +22,20 @@ from bench.data import default_cache_dir, manifest_openml_files
 
 logger = logging.getLogger(__name__)
 
+# Attempts to reach the OpenML server for one name, at most.
+NAME_LOOKUP_ATTEMPTS = 2
 
-def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None,
-                        cache_dir: Path | None = None) -> DatasetConfig:
-    """Return `config` with the OpenML dataset's name on each `- openml: ID` entry without `name:`."""
+
+def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None, cache_dir: Path | None = None,
+                        known_names: dict[int, str] | None = None) -> DatasetConfig:
+    """Return `config` with the OpenML dataset's name on each `- openml: ID` entry without `name:`.
+
+    `known_names` maps OpenML ids to the names that a results file gave them, and comes first.
+    """
     unnamed = [spec for spec in config.datasets if spec.name_from_openml]
     if not unnamed:
         return config
-    cache_names = _cached_openml_names(cache_dir or default_cache_dir())
+    cache_names = {**_cached_openml_names(cache_dir or default_cache_dir()), **(known_names or {})}
 
     specs = []
     server = _ServerLookup()
@@ -84,20 +90,33 @@ class _ServerLookup:
             return None, self.unreachable
         import openml
 
+        # A name is worth fewer attempts than a download: openml waits 1 s, 2 s, ... between them.
+        saved_attempts = openml.config.connection_n_retries
+        openml.config.connection_n_retries = min(saved_attempts, NAME_LOOKUP_ATTEMPTS)
         try:
             dataset = openml.datasets.get_dataset(
                 dataset_id, download_data=False, download_qualities=False, download_features_meta_data=False
             )
         except openml.exceptions.OpenMLServerException as error:
             # The server answered, for example that no dataset has this id.
-            failure = f"the OpenML server answered: {str(error)[:200]}"
+            failure = f"the OpenML server answered: {_shorten(str(error))}"
             logger.warning("reading the name of OpenML dataset %d failed: %s", dataset_id, failure)
             return None, failure
         except Exception as error:  # openml raises requests, urllib3 and file errors
-            self.unreachable = f"{openml.config.server} was not reached ({type(error).__name__}: {str(error)[:200]})"
-            logger.warning("reading the name of OpenML dataset %d failed: %s", dataset_id, self.unreachable)
+            self.unreachable = f"the OpenML server {openml.config.server} was not reached"
+            logger.warning("reading the name of OpenML dataset %d failed: %s (%s: %s)", dataset_id,
+                           self.unreachable, type(error).__name__, _shorten(str(error)))
             return None, self.unreachable
+        finally:
+            openml.config.connection_n_retries = saved_attempts
         return str(dataset.name), None
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    """Return `text` cut to about `limit` characters at a space, marked with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _offline_name(spec: DatasetSpec, config_path: Path, data_dir: Path | None, failure: str) -> str:
@@ -114,6 +133,7 @@ def _offline_name(spec: DatasetSpec, config_path: Path, data_dir: Path | None, f
     return spec.name
 
 
-def load_named_config(path: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> DatasetConfig:
+def load_named_config(path: Path, data_dir: Path | None = None, cache_dir: Path | None = None,
+                      known_names: dict[int, str] | None = None) -> DatasetConfig:
     """Read `datasets.yaml` and name its `- openml: ID` entries after their OpenML datasets."""
-    return name_openml_entries(load_config(path), data_dir, cache_dir)
+    return name_openml_entries(load_config(path), data_dir, cache_dir, known_names)

@@ -6,6 +6,7 @@ rows, and a larger compute budget replaces the rows of runs that an earlier budg
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -190,6 +191,15 @@ class ResultsStore:
 
     def finished_run_ids(self) -> set[str]:
         return {row[0] for row in self.connection.execute("SELECT run_id FROM results")}
+
+    def openml_names(self) -> dict[int, str]:
+        """Return `{OpenML id: dataset name}` for the datasets whose stored source is an OpenML id."""
+        names = {}
+        for dataset, source in self.connection.execute("SELECT DISTINCT dataset, dataset_source FROM results"):
+            match = re.match(r"openml:(\d+)\b", source or "")
+            if match:
+                names[int(match.group(1))] = dataset
+        return names
 
     def failed_run_ids(self) -> set[str]:
         return {row[0] for row in self.connection.execute("SELECT run_id FROM results WHERE status = 'failed'")}

@@ -61,6 +61,9 @@ def test_config_defaults_filled_and_overridden(tmp_path):
         ("  - file: a.rds\n    reader: rds\n", r"reader 'rds' is not one of \['parquet', 'csv'"),
         ("  - task: binary\n", r"an entry needs a source"),
         ("  - openml: 31\n    name: ''\n", r"field 'name' is empty"),
+        ("  - openml: '61'\n", r"`openml: '61'` is a quoted number, read as a dataset name; write `openml: 61`"),
+        ("  - openml: -5\n", r"OpenML dataset id must be a positive integer, got -5"),
+        ("  - openml: ' '\n", r"field 'openml' is empty"),
         ("  - openml: 31\n    ignore: [1, 2]\n", r"every item of 'ignore' must be a string"),
     ],
 )

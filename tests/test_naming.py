@@ -160,3 +160,38 @@ def test_one_line_entry_runs_offline_by_name(tmp_path, data_dir, openml_offline)
         frame = pd.read_sql_query("SELECT dataset, status FROM results", connection)
     assert set(frame["dataset"]) == {"iris"}
     assert (frame["status"] == "ok").all()
+
+
+def test_report_names_entries_from_results(tmp_path, data_dir, openml_offline, monkeypatch):
+    datasets = _write_yaml(tmp_path / "datasets.yaml", "  - openml: 61\n    reference: Fisher 1936\n")
+    results = tmp_path / "results.sqlite"
+    assert main(["--quiet", "run", "--datasets", str(datasets), "--data-dir", str(data_dir),
+                 "--cache-dir", str(tmp_path / "cache"), "--model", "constant", "--folds", "2", "--repeats", "1",
+                 "--workers", "1", "--no-progress", "--results", str(results),
+                 "--reports", str(tmp_path / "reports")]) == 0
+    monkeypatch.delenv("OCCAM_DATA_DIR", raising=False)
+
+    code = main(["--quiet", "report", "--results", str(results), "--reports", str(tmp_path / "rebuilt"),
+                 "--datasets", str(datasets)])
+
+    bib = (tmp_path / "rebuilt" / "references.bib").read_text(encoding="utf-8")
+    assert code == 0
+    assert "@misc{occam-bench:iris," in bib
+    assert "Fisher 1936" in bib
+    assert r"\url{https://www.openml.org/d/61}" in bib
+
+
+def test_report_without_datasets_file(tmp_path, data_dir, monkeypatch):
+    results = tmp_path / "results.sqlite"
+    datasets = _write_yaml(tmp_path / "datasets.yaml", "  - name: iris\n    openml: 61\n")
+    assert main(["--quiet", "run", "--datasets", str(datasets), "--data-dir", str(data_dir),
+                 "--model", "constant", "--folds", "2", "--repeats", "1", "--workers", "1", "--no-progress",
+                 "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    code = main(["--quiet", "report", "--results", str(results), "--reports", "rebuilt"])
+
+    assert code == 0
+    assert "No datasets file was given" in (elsewhere / "rebuilt" / "references.bib").read_text(encoding="utf-8")
