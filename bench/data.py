@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -133,25 +134,39 @@ def find_in_data_dir(name: str, data_dir: Path | None, openml_id: int | None = N
 
 
 @functools.lru_cache(maxsize=16)
-def manifest_openml_files(data_dir: Path) -> dict[int, tuple[str, Path]]:
-    """Return `{openml_id: (name, path)}` from `<data_dir>/MANIFEST.yaml`; empty when it has none.
+def read_manifest(data_dir: Path) -> tuple[dict, ...]:
+    """Return the entries of `<data_dir>/MANIFEST.yaml`, or none when the folder has no manifest.
 
-    The data pack lists, for each file that is a copy of an OpenML dataset, that dataset's id.
+    The data pack lists each file there with its name, task and, for a copy of an OpenML
+    dataset, that dataset's id.
     """
     manifest = data_dir / "MANIFEST.yaml"
     if not manifest.is_file():
-        return {}
+        return ()
     try:
         entries = yaml.safe_load(manifest.read_text(encoding="utf-8"))["datasets"]
-        return {
-            int(entry["openml_id"]): (str(entry["name"]), data_dir / str(entry["file"]))
-            for entry in entries
-            if entry.get("openml_id") is not None
-        }
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
+        return tuple(dict(entry) for entry in entries)
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
         logger.warning("data directory manifest %s is unreadable (%s: %s); files are found by name only",
                        manifest, type(error).__name__, error)
-        return {}
+        return ()
+
+
+def manifest_openml_files(data_dir: Path) -> dict[int, tuple[str, Path]]:
+    """Return `{openml_id: (name, path)}` for the files that the data directory's manifest ties to OpenML."""
+    return {
+        int(entry["openml_id"]): (str(entry["name"]), data_dir / str(entry["file"]))
+        for entry in read_manifest(data_dir)
+        if entry.get("openml_id") is not None and "name" in entry and "file" in entry
+    }
+
+
+def manifest_task(data_dir: Path, located: Path) -> TaskType | None:
+    """Return the task that the data directory's manifest declares for the file `located`, if any."""
+    for entry in read_manifest(data_dir):
+        if data_dir / str(entry.get("file")) == located and entry.get("task") in {t.value for t in TaskType}:
+            return TaskType(entry["task"])
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -338,7 +353,12 @@ def load_dataset(spec: DatasetSpec, data_dir: Path | None = None, cache_dir: Pat
         frame = read_parquet(located)
         # The path is given inside the data directory, so reports do not name a folder of one machine.
         source = f"{spec.describe_source()} (read from the data directory: {located.relative_to(data_dir).as_posix()})"
-        return prepare_dataset(spec, frame, target=TARGET, source=source, sha256=file_sha256(located))
+        notes = []
+        declared = manifest_task(data_dir, located) if spec.task is None else None
+        if declared is not None:
+            spec = dataclasses.replace(spec, task=declared)
+            notes.append(f"task {declared.value} as declared in {data_dir.name}/MANIFEST.yaml")
+        return prepare_dataset(spec, frame, target=TARGET, source=source, sha256=file_sha256(located), notes=notes)
 
     canonical = sources.fetch_canonical(spec, cache_dir or default_cache_dir())
     frame = read_parquet(canonical.path)
@@ -364,7 +384,7 @@ def prepare_dataset(
     if target not in frame.columns:
         raise DataError(
             f"dataset {name!r}: target column {target!r} not found; columns are "
-            f"{list(frame.columns)[:10]}{' ...' if frame.shape[1] > 10 else ''}; set `target:` in datasets.yaml"
+            f"{list(frame.columns)[:10]}{' ...' if frame.shape[1] > 10 else ''}; set `target:` in {_entry_text(spec)}"
         )
     if frame.shape[0] == 0:
         raise DataError(f"dataset {name!r}: the table read from {source} has no rows; check or replace that file")
@@ -391,7 +411,7 @@ def prepare_dataset(
     X = X.reset_index(drop=True)
     y = y.reset_index(drop=True)
 
-    task, rule = resolve_task(name, y, spec.task)
+    task, rule = resolve_task(name, y, spec.task, entry=_entry_text(spec))
     if rule:
         notes.append(rule)
     if task.is_classification:
@@ -440,7 +460,12 @@ def _first_names(names: list, limit: int = 5) -> str:
     return f"{shown}" + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[TaskType, str | None]:
+def _entry_text(spec: DatasetSpec) -> str:
+    return f"its entry at line {spec.line} of the datasets file" if spec.line else "its entry in the datasets file"
+
+
+def resolve_task(name: str, y: pd.Series, declared: TaskType | None,
+                 entry: str = "its entry in the datasets file") -> tuple[TaskType, str | None]:
     """Return the task type and the rule used when it was not declared."""
     n_distinct = int(y.nunique(dropna=True))
     if declared is not None:
@@ -460,7 +485,7 @@ def resolve_task(name: str, y: pd.Series, declared: TaskType | None) -> tuple[Ta
             return TaskType.REGRESSION, "task inferred as regression: the target holds non-integer numbers"
     raise DataError(
         f"dataset {name!r}: integer target with {n_distinct} distinct values: declare the task type "
-        f"(`task: binary`, `multiclass` or `regression` in datasets.yaml)"
+        f"(`task: binary`, `multiclass` or `regression` in {entry})"
     )
 
 

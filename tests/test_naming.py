@@ -195,3 +195,30 @@ def test_report_without_datasets_file(tmp_path, data_dir, monkeypatch):
 
     assert code == 0
     assert "No datasets file was given" in (elsewhere / "rebuilt" / "references.bib").read_text(encoding="utf-8")
+
+
+def test_one_line_entry_takes_manifest_task(tmp_path, data_dir, openml_offline):
+    from bench.config import TaskType
+    from bench.data import load_dataset
+
+    path = _write_yaml(tmp_path / "datasets.yaml", "  - openml: 1089\n")
+    (spec,) = load_named_config(path, data_dir=data_dir, cache_dir=tmp_path / "cache").datasets
+
+    dataset = load_dataset(spec, data_dir=data_dir, cache_dir=tmp_path / "cache")
+
+    assert dataset.name == "us-crime"
+    assert dataset.task is TaskType.REGRESSION
+    assert f"task regression as declared in {data_dir.name}/MANIFEST.yaml" in dataset.notes
+
+
+def test_undeclared_integer_target_error_names_line(tmp_path):
+    from bench.data import DataError, load_dataset
+
+    table = tmp_path / "grades.csv"
+    table.write_text("a,target\n" + "".join(f"{i},{i % 3}\n" for i in range(12)), encoding="utf-8")
+    path = _write_yaml(tmp_path / "datasets.yaml", f"  - openml: 61\n    name: iris\n  - file: {table}\n")
+    spec = load_config(path).datasets[1]
+
+    with pytest.raises(DataError, match=r"declare the task type \(`task: binary`, `multiclass` or `regression` "
+                                         r"in its entry at line 4 of the datasets file\)"):
+        load_dataset(spec, data_dir=None, cache_dir=tmp_path / "cache")
