@@ -109,19 +109,32 @@ def _simulate(args) -> int:
 
 
 def _analyze(args) -> int:
-    from bench.analysis_report import SIMULATIONS_CSV, predict_datasets, run_curves, run_sweeps, write_analysis_report
+    from bench.analysis_report import (
+        DIMENSION_PROTOCOL,
+        SIMULATIONS_CSV,
+        predict_datasets,
+        run_curves,
+        run_sweeps,
+        write_analysis_report,
+    )
     from bench.cli import _data_dir
     from bench.naming import load_named_config
     from bench.results import ResultsStore
+    from bench.splits import Protocol
 
     data_dir = _data_dir(args)
-    config = load_named_config(args.datasets, data_dir)
-    results = None
+    results, known_names = None, None
+    protocol, max_samples = DIMENSION_PROTOCOL, None
     if args.results is not None:
         if not args.results.is_file():
             raise ValueError(f"results database not found: {args.results}; run `occam-bench run` first or omit --results")
         with ResultsStore(args.results) as store:
-            results = store.frame()
+            results, known_names, recorded = store.frame(), store.openml_names(), store.protocol()
+        # The budgets are computed on the training parts that the runs used.
+        if recorded is not None:
+            protocol = Protocol(n_folds=recorded["n_folds"], n_repeats=1, seed=recorded["seed"])
+            max_samples = recorded.get("max_samples")
+    config = load_named_config(args.datasets, data_dir, known_names=known_names)
     # With results and no --dataset, only the datasets that have results are analysed.
     names = args.dataset
     if names is None and results is not None and not results.empty:
@@ -130,7 +143,8 @@ def _analyze(args) -> int:
     if not specs:
         raise ValueError(f"no dataset selected from {args.datasets} (--dataset {args.dataset})")
 
-    predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits)
+    predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits, protocol=protocol,
+                                 max_samples=max_samples)
     curves = run_curves(config.select(args.curve_dataset), data_dir, args.curve_model) if args.curve_dataset else None
     sweep = run_sweeps(config.select(args.sweep_dataset), data_dir, args.sweep_epochs) if args.sweep_dataset else None
     simulations_path = args.reports / SIMULATIONS_CSV
@@ -138,5 +152,5 @@ def _analyze(args) -> int:
     written = write_analysis_report(predicted, results, args.reports, simulations, args.gap_threshold, curves, sweep)
     n_failed = int(predicted["error"].notna().sum())
     print(f"analysed {len(predicted)} datasets ({n_failed} failed)")
-    print(f"reports: {args.reports}/ ({', '.join(path.name for path in written)})")
+    print(f"reports: {args.reports}/ ({', '.join(path.relative_to(args.reports).as_posix() for path in written)})")
     return 1 if n_failed == len(predicted) else 0

@@ -47,8 +47,9 @@ DIMENSION_PROTOCOL = Protocol(n_folds=5, n_repeats=1, seed=0)
 MISSING = "missing"
 
 LEGEND_DIMENSION = """\
-Legend: `n_train` training samples of the splits used (the first `--dimension-splits` folds of one
-5-fold repeat, all 5 by default); `p` features after one-hot
+Legend: `n_train` training samples of the splits used: the first `--dimension-splits` folds of the
+first repeat, with the folds, seed and `--max-samples` of the results file (5 folds without one);
+`p` features after one-hot
 encoding; `PR` participation ratio (sum lambda)^2 / sum lambda^2 of the covariance eigenvalues
 lambda; `PR corrected` the same ratio from unbiased pair estimates of its numerator and denominator
 (Chun, Canatar, Chung and Lee, ICLR 2026); `GD rank` singular values above the Gavish-Donoho
@@ -71,10 +72,10 @@ classes and R^2 for regression, both higher-is-better.
 """
 
 
-def predict_dataset(dataset, n_splits: int = 1, seed: int = 0) -> dict:
-    """Return one dataset's effective dimension and rule budgets, on its training parts."""
-    dimension = dataset_dimension(dataset, DIMENSION_PROTOCOL, n_splits=n_splits, seed=seed)
-    first_split = make_splits(dataset.y, dataset.task, DIMENSION_PROTOCOL, dataset.name)[0]
+def predict_dataset(dataset, n_splits: int = 1, seed: int = 0, protocol: Protocol = DIMENSION_PROTOCOL) -> dict:
+    """Return one dataset's effective dimension and rule budgets, on the training parts of `protocol`."""
+    dimension = dataset_dimension(dataset, protocol, n_splits=n_splits, seed=seed)
+    first_split = make_splits(dataset.y, dataset.task, protocol, dataset.name)[0]
     y = dataset.y.cat.codes.to_numpy() if dataset.task.is_classification else dataset.y.to_numpy(dtype=np.float64)
     rules = sample_size_rules(y[first_split.train], dataset.task, int(dimension["n_features"]),
                               dimension[P_EFF_COLUMN])
@@ -85,13 +86,23 @@ def predict_dataset(dataset, n_splits: int = 1, seed: int = 0) -> dict:
     return row
 
 
-def predict_datasets(specs: list[DatasetSpec], data_dir: Path | None, n_splits: int = 1) -> pd.DataFrame:
-    """Return `predict_dataset` rows for every spec; a dataset that fails gets its error in `error`."""
+def predict_datasets(specs: list[DatasetSpec], data_dir: Path | None, n_splits: int = 1,
+                     protocol: Protocol = DIMENSION_PROTOCOL, max_samples: int | None = None) -> pd.DataFrame:
+    """Return `predict_dataset` rows for every spec; a dataset that fails gets its error in `error`.
+
+    `protocol` and `max_samples` are those of the results that the rows are compared with, so
+    the budgets use the same training parts as the runs.
+    """
+    from bench.runs import subsample
+
+    n_splits = min(n_splits, protocol.n_folds)
     rows = []
     for index, spec in enumerate(specs, start=1):
         try:
             dataset = load_dataset(spec, data_dir)
-            row = predict_dataset(dataset, n_splits)
+            if max_samples is not None and dataset.n_samples > max_samples:
+                dataset = subsample(dataset, max_samples, protocol.seed)
+            row = predict_dataset(dataset, n_splits, protocol=protocol)
             row["error"] = None
         except (DataError, ValueError, OSError) as error:
             logger.warning("dataset %s: analysis failed: %s: %s", spec.name, type(error).__name__, error)

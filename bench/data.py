@@ -490,8 +490,10 @@ def resolve_task(name: str, y: pd.Series, declared: TaskType | None,
 
 
 def _check_not_numeric_text(name: str, y: pd.Series) -> None:
-    """Raise when text labels are mostly numbers with a fraction or many values, such as a
-    regression target with a few text cells; such a target is not taken as class labels."""
+    """Raise DataError when text labels are mostly numbers with fractions, or many integers.
+
+    Such a target is usually a regression target with a few text cells, so it is not taken as class labels.
+    """
     distinct = pd.Series(sorted({str(value) for value in y.dropna()}), dtype=object)
     numbers = pd.to_numeric(distinct, errors="coerce")
     n_numbers = int(numbers.notna().sum())

@@ -30,8 +30,8 @@ BIN_EDGES = [0.0] + [10.0**k for k in range(-3, 7)] + [math.inf]
 MISSING_POLICY = (
     "Missing-cell policy: a (model, dataset) cell is complete only when every run of it finished with "
     "status ok. An incomplete cell shows missing with runs ok/total and the reason; it is left out of "
-    "every mean, bin and figure, and its dataset is left out of the mean rank for all models. "
-    "Nothing is imputed."
+    "every mean, bin and figure. In the mean rank its dataset is left out for all models, except that a "
+    "model without any complete cell is left out of the comparison instead. Nothing is imputed."
 )
 LEADERBOARD_NUMBERS = ("n_parameters", "n_effective_parameters", "params_per_sample", "train_score", "test_score",
                        "gap", "fit_time_s", "n_train_samples")

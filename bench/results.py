@@ -120,6 +120,11 @@ class ResultsStore:
 
     # ---- Protocol -----------------------------------------------------------------
 
+    def protocol(self) -> dict | None:
+        """Return the protocol recorded for this results file, or None before the first run."""
+        stored = self.connection.execute("SELECT value FROM meta WHERE key='protocol'").fetchone()
+        return json.loads(stored[0]) if stored is not None else self._protocol_of_rows()
+
     def bind_protocol(self, protocol: dict) -> None:
         """Record the protocol of this results file, or raise ProtocolMismatch if it differs.
 

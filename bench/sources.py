@@ -169,6 +169,9 @@ def _stale_reason(spec: DatasetSpec, metadata_path: Path) -> str | None:
         return f"it was read with reader {metadata.get('requested_reader')!r}, the entry names {spec.reader!r}"
     if spec.file is not None:
         source_path = _resolve_file(spec)
+        cached_from = metadata.get("source_path")
+        if cached_from is not None and cached_from != str(source_path.resolve()):
+            return f"it was built from {cached_from}, the entry now names {source_path.resolve()}"
         if source_path.is_file() and metadata.get("source_sha256") != file_sha256(source_path):
             return f"the source file {source_path} changed since it was cached"
     return None
@@ -267,6 +270,7 @@ def _build_from_file(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
     frame, notes = read_table(path, spec.reader)
     target = spec.target or (TARGET if TARGET in frame.columns else None)
     return canonical_frame(frame, target, spec.name), {
+        "source_path": str(path.resolve()),
         "source_sha256": file_sha256(path),
         "original_target": target,
         "notes": notes,

@@ -107,7 +107,9 @@ def _train_and_score_group(task: RunTask, rung: Rung, dataset: Dataset, group: l
             fit_started = time.perf_counter()
             errors = train_stacked([run.estimator for run in group], [run.parts for run in group])
             fit_time_s = time.perf_counter() - fit_started
-    except TimeLimitError as error:
+    except TimeLimitError:
+        error = TimeLimitError(f"time limit of {time_limit_s:g} s exceeded by {len(group)} runs trained together "
+                               f"({task.time_limit_s:g} s each)")
         return [_finish_failed(run.row, "time_limit", error, captured) for run in group]
     except MemoryError as error:
         return [_finish_failed(run.row, "memory", error, captured) for run in group]

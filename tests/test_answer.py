@@ -143,6 +143,8 @@ def test_analyze_command_writes_every_dataset(tmp_path, data_dir):
     assert set(table["dataset"]) == {"iris", "sleep"}
     assert table.set_index("dataset").loc["iris", "best_model"] == "constant"
     assert (reports / "learning_curves_summary.csv").is_file()
+    # The budgets use the training parts of the results' 2-fold protocol: 75 of 150 iris rows.
+    assert table.set_index("dataset").loc["iris", "n_samples"] == 75
 
 
 def test_analyze_command_missing_results(tmp_path, data_dir, capsys):

@@ -92,6 +92,23 @@ def test_fetch_rebuilds_when_source_file_changes(c02_spec, tmp_path):
     assert second.sha256 != first.sha256
 
 
+def test_fetch_rebuilds_for_same_name_other_folder(c02_spec, tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    cache = tmp_path / "cache"
+    fetch_canonical(c02_spec, cache)
+    other = tmp_path / "other" / Path(c02_spec.file).name
+    other.parent.mkdir()
+    shutil.copy(c02_spec.file, other)
+
+    with caplog.at_level(logging.INFO, logger="bench.sources"):
+        fetch_canonical(dataclasses.replace(c02_spec, file=str(other)), cache)
+
+    assert f"it was built from {Path(c02_spec.file).resolve()}, the entry now names {other.resolve()}" in caplog.text
+    assert "changed since it was cached" not in caplog.text
+
+
 def test_fetch_rebuilds_when_target_changes(tmp_path):
     table = tmp_path / "two.csv"
     table.write_text("x,y1,y2\n" + "".join(f"{i},{i % 2},{i % 3}\n" for i in range(12)), encoding="utf-8")

@@ -194,6 +194,17 @@ def test_stacked_rows_record_compute_budget_skip(data_dir):
     assert rows[0]["error"].startswith("not run: compute budget (estimated ")
 
 
+def test_stacked_time_limit_names_runs(data_dir):
+    task = _task("sonar", data_dir, "mlp_1e4", time_limit_s=0.001)
+    rung = get_rungs(["mlp_1e4"])[0]
+    dataset, splits = _dataset_and_splits(task)
+
+    rows = execute_stacked_runs(task, rung, dataset, splits)
+
+    assert [row["error_kind"] for row in rows] == ["time_limit"] * len(splits)
+    assert rows[0]["error"] == "TimeLimitError: time limit of 0.004 s exceeded by 4 runs trained together (0.001 s each)"
+
+
 def test_stacked_rows_record_not_applicable(data_dir):
     task = _task("alon", data_dir, "mlp_1e2")
     rung = get_rungs(["mlp_1e2"])[0]
