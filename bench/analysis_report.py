@@ -68,7 +68,9 @@ the model with the highest mean test score; `1-SE` the fewest parameters among m
 standard error of the best; `gap > {GAP_THRESHOLD}` the fewest parameters whose mean gap (train_score -
 test_score) exceeds {GAP_THRESHOLD}, `none` when no model does. Parameter counts are means over runs.
 `missing`: no result for this dataset, or no model with every run ok. The test score is accuracy for
-classes and R^2 for regression, both higher-is-better.
+classes and R^2 for regression, both higher-is-better. For regression the constant model has a
+training R^2 of 0, so its gap is minus its test R^2, which is positive whenever the test mean
+differs from the training mean: `gap > {GAP_THRESHOLD}` can then name a 1-parameter model.
 """
 
 
