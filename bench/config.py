@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,15 @@ class DatasetSpec:
     table_sha256: str | None = None
     line: int = 0
     config_dir: Path = field(default=Path("."), compare=False)
+    config_file: str = field(default="datasets.yaml", compare=False)
     # True for an `openml: ID` entry without `name:`. `bench.naming` gives it the OpenML
     # dataset's name, and until then it is named `openml-<ID>`.
     name_from_openml: bool = False
+
+    @property
+    def entry_text(self) -> str:
+        """Return where the entry is written, such as `its entry at line 12 of datasets.yaml`."""
+        return f"its entry at line {self.line} of {self.config_file}" if self.line else f"its entry in {self.config_file}"
 
     @property
     def openml_id(self) -> int | None:
@@ -161,7 +168,7 @@ def load_config(path: str | Path) -> DatasetConfig:
     for index, entry in enumerate(entries):
         line = lines[index] if index < len(lines) else 0
         specs.append(_build_spec(entry, defaults, where=f"{path}:{line} (entry {index + 1})", line=line,
-                                 config_dir=path.parent))
+                                 config_dir=path.parent, config_file=path.name))
     check_unique_names(path, specs)
     return DatasetConfig(path=path, datasets=tuple(specs))
 
@@ -202,7 +209,8 @@ def _check_fields(entry: dict[str, Any], where: str, allowed: set[str]) -> None:
             raise ConfigError(f"{where}: field {key!r} must be {names}, got {value!r}")
 
 
-def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, config_dir: Path) -> DatasetSpec:
+def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, config_dir: Path,
+                config_file: str) -> DatasetSpec:
     _check_fields(entry, where=where, allowed=set(FIELD_TYPES))
     merged = {**defaults, **entry}
 
@@ -222,11 +230,11 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
     openml = entry.get("openml")
     if isinstance(openml, int) and openml <= 0:
         raise ConfigError(f"{where}: OpenML dataset id must be a positive integer, got {openml}")
-    if isinstance(openml, str) and openml.strip().isdigit():
-        raise ConfigError(
-            f"{where}: `openml: {openml!r}` is a quoted number, read as a dataset name; "
-            f"write `openml: {openml.strip()}` without quotes for the id"
-        )
+    if isinstance(openml, str) and _as_number(openml) is not None:
+        number = _as_number(openml)
+        fix = (f"write `openml: {int(number)}` without quotes for the id" if number.is_integer() and number > 0
+               else "an OpenML id is a positive whole number")
+        raise ConfigError(f"{where}: `openml: {openml!r}` is a number written as text, read as a dataset name; {fix}")
     if isinstance(openml, str) and not openml.strip():
         raise ConfigError(f"{where}: field 'openml' is empty; give an OpenML dataset id or name")
     reader = merged.get("reader")
@@ -272,6 +280,7 @@ def _build_spec(entry: Any, defaults: dict[str, Any], where: str, line: int, con
         tags=tuple(merged.get("tags", ())),
         line=line,
         config_dir=config_dir,
+        config_file=config_file,
         name_from_openml=not merged.get("name") and isinstance(merged.get("openml"), int),
     )
     return DatasetSpec(**values)
@@ -294,3 +303,12 @@ def _default_name(entry: dict[str, Any]) -> str:
     if "file" in entry:
         return Path(entry["file"]).stem
     return Path(entry["url"].split("?")[0]).stem
+
+
+def _as_number(text: str) -> float | None:
+    """Return `text` as a finite number when it reads as one (`61`, `+61`, `1e3`), else None."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -195,7 +195,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
 def read_table(path: Path, reader: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Read a Parquet, CSV, TSV or ARFF file into one type per column, with notes on the rules used."""
     if not path.is_file():
-        raise DataError(f"file not found: {path}; check the `file:` entry in datasets.yaml")
+        raise DataError(f"file not found: {path}; check the `file:` of the dataset's entry")
     kind = reader or _reader_for(path)
     if kind == "parquet":
         frame = read_parquet(path)
@@ -384,7 +384,7 @@ def prepare_dataset(
     if target not in frame.columns:
         raise DataError(
             f"dataset {name!r}: target column {target!r} not found; columns are "
-            f"{list(frame.columns)[:10]}{' ...' if frame.shape[1] > 10 else ''}; set `target:` in {_entry_text(spec)}"
+            f"{list(frame.columns)[:10]}{' ...' if frame.shape[1] > 10 else ''}; set `target:` in {spec.entry_text}"
         )
     if frame.shape[0] == 0:
         raise DataError(f"dataset {name!r}: the table read from {source} has no rows; check or replace that file")
@@ -411,7 +411,7 @@ def prepare_dataset(
     X = X.reset_index(drop=True)
     y = y.reset_index(drop=True)
 
-    task, rule = resolve_task(name, y, spec.task, entry=_entry_text(spec))
+    task, rule = resolve_task(name, y, spec.task, entry=spec.entry_text)
     if rule:
         notes.append(rule)
     if task.is_classification:
@@ -460,12 +460,8 @@ def _first_names(names: list, limit: int = 5) -> str:
     return f"{shown}" + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _entry_text(spec: DatasetSpec) -> str:
-    return f"its entry at line {spec.line} of the datasets file" if spec.line else "its entry in the datasets file"
-
-
 def resolve_task(name: str, y: pd.Series, declared: TaskType | None,
-                 entry: str = "its entry in the datasets file") -> tuple[TaskType, str | None]:
+                 entry: str = "its entry in datasets.yaml") -> tuple[TaskType, str | None]:
     """Return the task type and the rule used when it was not declared."""
     n_distinct = int(y.nunique(dropna=True))
     if declared is not None:

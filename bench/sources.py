@@ -225,12 +225,13 @@ def build_canonical(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, metadata
 
 
-def canonical_frame(frame: pd.DataFrame, target: str | None, name: str) -> pd.DataFrame:
+def canonical_frame(frame: pd.DataFrame, target: str | None, name: str,
+                    entry: str = "its entry in datasets.yaml") -> pd.DataFrame:
     """Return `frame` with the target column last and named `target`."""
     if target is None:
         raise DataError(
             f"dataset {name!r}: no target declared and no column named {TARGET!r}; "
-            f"set `target: COLUMN` in datasets.yaml (columns: {list(map(str, frame.columns[:10]))})"
+            f"set `target: COLUMN` in {entry} (columns: {list(map(str, frame.columns[:10]))})"
         )
     targets = [part.strip() for part in target.split(",") if part.strip()]
     if len(targets) > 1:
@@ -267,9 +268,11 @@ def _resolve_file(spec: DatasetSpec) -> Path:
 
 def _build_from_file(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
     path = _resolve_file(spec)
+    if not path.is_file():
+        raise DataError(f"dataset {spec.name!r}: file not found: {path}; check the `file:` of {spec.entry_text}")
     frame, notes = read_table(path, spec.reader)
     target = spec.target or (TARGET if TARGET in frame.columns else None)
-    return canonical_frame(frame, target, spec.name), {
+    return canonical_frame(frame, target, spec.name, spec.entry_text), {
         "source_path": str(path.resolve()),
         "source_sha256": file_sha256(path),
         "original_target": target,
@@ -316,7 +319,7 @@ def _build_from_url(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
             frame, read_notes = read_table(download, reader)
             notes.extend(read_notes)
             target = spec.target or (TARGET if TARGET in frame.columns else None)
-    frame = canonical_frame(frame, target, spec.name)
+    frame = canonical_frame(frame, target, spec.name, spec.entry_text)
 
     if spec.table_sha256 is not None and table_sha256(frame) != spec.table_sha256:
         raise DataError(
@@ -392,7 +395,7 @@ def _build_from_openml(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]
     if not target:
         raise DataError(
             f"dataset {spec.name!r}: no target declared (OpenML dataset {dataset_id} has no default target); "
-            f"set `target: COLUMN` in datasets.yaml"
+            f"set `target: COLUMN` in {spec.entry_text}"
         )
     try:
         frame, _, categorical, names = dataset.get_data(target=None, include_row_id=True, include_ignore_attribute=True)
@@ -410,7 +413,7 @@ def _build_from_openml(spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, Any]]
     frame = _label_nominal_target(frame, target, dataset)
     frame, coerce_notes = coerce_columns(frame, where=f"OpenML dataset {dataset_id}")
     notes.extend(coerce_notes)
-    frame = canonical_frame(frame, target, spec.name)
+    frame = canonical_frame(frame, target, spec.name, spec.entry_text)
     notes.extend(_compare_missing_counts(dataset, frame, spec.name))
     return frame, {
         "openml_request": spec.openml,

@@ -220,5 +220,20 @@ def test_undeclared_integer_target_error_names_line(tmp_path):
     spec = load_config(path).datasets[1]
 
     with pytest.raises(DataError, match=r"declare the task type \(`task: binary`, `multiclass` or `regression` "
-                                         r"in its entry at line 4 of the datasets file\)"):
+                                         r"in its entry at line 4 of datasets.yaml\)"):
         load_dataset(spec, data_dir=None, cache_dir=tmp_path / "cache")
+
+
+def test_file_entry_errors_name_file_and_line(tmp_path):
+    from bench.data import DataError, load_dataset
+
+    table = tmp_path / "plain.csv"
+    table.write_text("a,label\n1,x\n2,y\n", encoding="utf-8")
+    path = tmp_path / "my-sets.yaml"
+    path.write_text(f"datasets:\n  - file: {table}\n  - file: {tmp_path / 'absent.csv'}\n", encoding="utf-8")
+    plain, absent = load_config(path).datasets
+
+    with pytest.raises(DataError, match=r"set `target: COLUMN` in its entry at line 2 of my-sets.yaml"):
+        load_dataset(plain, data_dir=None, cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"absent.csv; check the `file:` of its entry at line 3 of my-sets.yaml"):
+        load_dataset(absent, data_dir=None, cache_dir=tmp_path / "cache")
