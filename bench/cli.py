@@ -173,7 +173,9 @@ def _report(args) -> int:
             logger.warning("no %s here, so references.bib gets no reference texts; pass --datasets PATH", datasets)
             config = None
         else:
-            config = load_named_config(datasets, resolve_data_dir(None), known_names=store.openml_names())
+            # The report needs only the entries that have results, and those are named by the results.
+            config = load_named_config(datasets, resolve_data_dir(None), known_names=store.openml_names(),
+                                       use_server=False)
         written = write_reports(store, args.reports, config)
     print(f"reports: {args.reports}/ ({_listing(written, args.reports)})")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from pathlib import Path
 
 from bench.config import DatasetConfig, DatasetSpec, check_unique_names, load_config
@@ -22,15 +23,17 @@ from bench.data import default_cache_dir, manifest_openml_files
 
 logger = logging.getLogger(__name__)
 
-# Attempts to reach the OpenML server for one name, at most.
+# Attempts to reach the OpenML server for one name, at most, and the time they may take together.
 NAME_LOOKUP_ATTEMPTS = 2
+NAME_LOOKUP_TIMEOUT_S = 30.0
 
 
 def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None, cache_dir: Path | None = None,
-                        known_names: dict[int, str] | None = None) -> DatasetConfig:
+                        known_names: dict[int, str] | None = None, use_server: bool = True) -> DatasetConfig:
     """Return `config` with the OpenML dataset's name on each `- openml: ID` entry without `name:`.
 
     `known_names` maps OpenML ids to the names that a results file gave them, and comes first.
+    With `use_server` False, the server is not asked, as if it were unreachable.
     """
     unnamed = [spec for spec in config.datasets if spec.name_from_openml]
     if not unnamed:
@@ -39,6 +42,8 @@ def name_openml_entries(config: DatasetConfig, data_dir: Path | None = None, cac
 
     specs = []
     server = _ServerLookup()
+    if not use_server:
+        server.unreachable = "the OpenML server was not asked"
     for spec in config.datasets:
         if spec.name_from_openml:
             name = cache_names.get(spec.openml_id) or _client_cached_name(spec.openml_id)
@@ -94,22 +99,47 @@ class _ServerLookup:
         saved_attempts = openml.config.connection_n_retries
         openml.config.connection_n_retries = min(saved_attempts, NAME_LOOKUP_ATTEMPTS)
         try:
-            dataset = openml.datasets.get_dataset(
+            dataset = _with_timeout(lambda: openml.datasets.get_dataset(
                 dataset_id, download_data=False, download_qualities=False, download_features_meta_data=False
-            )
+            ), NAME_LOOKUP_TIMEOUT_S)
         except openml.exceptions.OpenMLServerException as error:
             # The server answered, for example that no dataset has this id.
             failure = f"the OpenML server answered: {_shorten(str(error))}"
             logger.warning("reading the name of OpenML dataset %d failed: %s", dataset_id, failure)
             return None, failure
         except Exception as error:  # openml raises requests, urllib3 and file errors
-            self.unreachable = f"the OpenML server {openml.config.server} was not reached"
+            self.unreachable = f"the OpenML server {openml.config.server} gave no usable answer"
             logger.warning("reading the name of OpenML dataset %d failed: %s (%s: %s)", dataset_id,
                            self.unreachable, type(error).__name__, _shorten(str(error)))
             return None, self.unreachable
         finally:
             openml.config.connection_n_retries = saved_attempts
         return str(dataset.name), None
+
+
+def _with_timeout(call, seconds: float):
+    """Return `call()`, or raise TimeoutError when it has not returned after `seconds`.
+
+    openml-python 0.15.1 sends its requests without a timeout, so a server that accepts the
+    connection and never answers would block forever. The call runs in a daemon thread, which
+    is left behind when it times out.
+    """
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _shorten(text: str, limit: int = 300) -> str:
@@ -134,6 +164,6 @@ def _offline_name(spec: DatasetSpec, config_path: Path, data_dir: Path | None, f
 
 
 def load_named_config(path: Path, data_dir: Path | None = None, cache_dir: Path | None = None,
-                      known_names: dict[int, str] | None = None) -> DatasetConfig:
+                      known_names: dict[int, str] | None = None, use_server: bool = True) -> DatasetConfig:
     """Read `datasets.yaml` and name its `- openml: ID` entries after their OpenML datasets."""
-    return name_openml_entries(load_config(path), data_dir, cache_dir, known_names)
+    return name_openml_entries(load_config(path), data_dir, cache_dir, known_names, use_server)

@@ -180,9 +180,10 @@ def plan_tasks(specs: list[DatasetSpec], rungs: list[Rung], settings: Settings, 
     return [item[-1] for item in tasks], n_cached
 
 
-def _grid_run_ids(specs: list[DatasetSpec], rungs: list[Rung], protocol) -> set[str]:
-    return {RunKey(spec.name, rung.name, repeat, fold).run_id
-            for spec in specs for rung in rungs
+def _grid_run_ids(names: list[str], rungs: list[Rung], protocol: Protocol) -> set[str]:
+    """Return the run ids of every run of the datasets `names` and the `rungs`."""
+    return {RunKey(name, rung.name, repeat, fold).run_id
+            for name in names for rung in rungs
             for repeat in range(protocol.n_repeats) for fold in range(protocol.n_folds)}
 
 
@@ -202,8 +203,8 @@ def run_benchmark(specs: list[DatasetSpec], rungs: list[Rung], store: ResultsSto
     # Start
     store.bind_protocol(settings.protocol_fields())
     _check_dataset_hashes(specs, store, settings.data_dir, settings.cache_dir)
-    grid = _grid_run_ids(specs, rungs, settings.protocol)
-    _forget_rerunnable(store, settings, grid)
+    grid = _grid_run_ids([spec.name for spec in specs], rungs, settings.protocol)
+    _forget_rerunnable(store, settings, specs, rungs, grid)
     provenance_id, content = provenance.collect(settings.describe())
     store.add_provenance(provenance_id, content)
     finished = store.finished_run_ids()
@@ -271,7 +272,8 @@ def _file_entry_sha256(spec: DatasetSpec, cache_dir: Path | None) -> str | None:
         return None  # the runs record the error
 
 
-def _forget_rerunnable(store: ResultsStore, settings: Settings, grid: set[str]) -> None:
+def _forget_rerunnable(store: ResultsStore, settings: Settings, specs: list[DatasetSpec], rungs: list[Rung],
+                       grid: set[str]) -> None:
     """Delete the rows of `grid` that this execution runs again: failed runs with --retry-failed, runs
     whose data failed to load or split, and runs skipped by a compute budget that the current budget admits."""
     if settings.retry_failed:
@@ -280,7 +282,12 @@ def _forget_rerunnable(store: ResultsStore, settings: Settings, grid: set[str]) 
             logger.info("retrying %d failed run(s) (--retry-failed)", len(forgotten))
     # A data failure comes from the dataset or its entry, which the user may have fixed since,
     # and it fails again quickly when nothing changed.
-    reloaded = store.forget("status = 'failed' AND error_kind = 'data'", among=grid)
+    # A data failure stored under the provisional name `openml-<ID>` of an entry that has its
+    # OpenML name now belongs to no run of the grid, so it is removed too.
+    provisional_names = [f"openml-{spec.openml_id}" for spec in specs
+                         if spec.name_from_openml and spec.name != f"openml-{spec.openml_id}"]
+    provisional = _grid_run_ids(provisional_names, rungs, settings.protocol)
+    reloaded = store.forget("status = 'failed' AND error_kind = 'data'", among=grid | provisional)
     if reloaded:
         logger.info("running again %d run(s) whose data failed to load before", len(reloaded))
     admitted = store.forget("status = 'skipped' AND error_kind = 'compute_budget' AND estimated_flops <= ?",

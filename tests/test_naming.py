@@ -237,3 +237,50 @@ def test_file_entry_errors_name_file_and_line(tmp_path):
         load_dataset(plain, data_dir=None, cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match=r"absent.csv; check the `file:` of its entry at line 3 of my-sets.yaml"):
         load_dataset(absent, data_dir=None, cache_dir=tmp_path / "cache")
+
+
+def test_provisional_name_failures_removed_once_named(tmp_path, data_dir, openml_offline):
+    datasets = _write_yaml(tmp_path / "datasets.yaml", "  - openml: 61\n")
+    results = tmp_path / "results.sqlite"
+    common = ["--datasets", str(datasets), "--cache-dir", str(tmp_path / "cache"), "--model", "constant",
+              "--folds", "2", "--repeats", "1", "--workers", "1", "--no-progress", "--results", str(results),
+              "--reports", str(tmp_path / "reports")]
+
+    main(["--quiet", "run", *common])
+    with sqlite3.connect(results) as connection:
+        first = pd.read_sql_query("SELECT dataset, error_kind FROM results", connection)
+    assert set(first["dataset"]) == {"openml-61"}
+    assert set(first["error_kind"]) == {"data"}
+
+    assert main(["--quiet", "run", "--data-dir", str(data_dir), *common]) == 0
+    with sqlite3.connect(results) as connection:
+        second = pd.read_sql_query("SELECT dataset, status FROM results", connection)
+    assert set(second["dataset"]) == {"iris"}
+    assert (second["status"] == "ok").all()
+
+
+def test_silent_server_times_out(tmp_path, monkeypatch, caplog):
+    import openml
+
+    import bench.naming
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    saved = (openml.config.get_cache_directory(), openml.config.server, openml.config.connection_n_retries)
+    openml.config.set_root_cache_directory(tmp_path / "openml-cache")
+    openml.config.server = f"http://127.0.0.1:{listener.getsockname()[1]}/api/v1/xml"
+    openml.config.connection_n_retries = 1
+    monkeypatch.setattr(bench.naming, "NAME_LOOKUP_TIMEOUT_S", 1.0)
+    path = _write_yaml(tmp_path / "datasets.yaml", "  - openml: 31\n  - openml: 61\n")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bench.naming"):
+            config = load_named_config(path, cache_dir=tmp_path / "cache")
+    finally:
+        listener.close()
+        openml.config.set_root_cache_directory(Path(saved[0]).parents[2])
+        openml.config.server, openml.config.connection_n_retries = saved[1], saved[2]
+
+    assert config.names() == ["openml-31", "openml-61"]
+    assert "gave no usable answer (TimeoutError: no answer within 1 s)" in caplog.text
+    assert caplog.text.count("reading the name of OpenML dataset") == 1
