@@ -145,6 +145,8 @@ def _analyze(args) -> int:
 
     predicted = predict_datasets(specs, data_dir, n_splits=args.dimension_splits, protocol=protocol,
                                  max_samples=max_samples)
+    if results is not None:
+        _check_same_data(predicted, results, args.results)
     curves = run_curves(config.select(args.curve_dataset), data_dir, args.curve_model) if args.curve_dataset else None
     sweep = run_sweeps(config.select(args.sweep_dataset), data_dir, args.sweep_epochs) if args.sweep_dataset else None
     simulations_path = args.reports / SIMULATIONS_CSV
@@ -154,3 +156,19 @@ def _analyze(args) -> int:
     print(f"analysed {len(predicted)} datasets ({n_failed} failed)")
     print(f"reports: {args.reports}/ ({', '.join(path.relative_to(args.reports).as_posix() for path in written)})")
     return 1 if n_failed == len(predicted) else 0
+
+
+def _check_same_data(predicted: pd.DataFrame, results: pd.DataFrame, results_path) -> None:
+    """Raise when a dataset's table differs from the one its results were computed on."""
+    stored = results.dropna(subset=["dataset_sha256"]).groupby("dataset")["dataset_sha256"].agg(set)
+    changed = [
+        f"{row.dataset} (results {', '.join(sorted(h[:12] for h in stored[row.dataset]))}, now {row.dataset_sha256[:12]})"
+        for row in predicted.itertuples()
+        if isinstance(getattr(row, "dataset_sha256", None), str) and row.dataset in stored.index
+        and stored[row.dataset] != {row.dataset_sha256}
+    ]
+    if changed:
+        raise ValueError(
+            f"dataset(s) changed since their results in {results_path} were computed: {'; '.join(changed)}; "
+            f"rerun the benchmark into another --results file, or analyse without --results"
+        )

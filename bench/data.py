@@ -41,6 +41,9 @@ SAFE_STEM_MAX_CHARS = 80
 # Distinct integer-like text labels above which a target with a few text values is taken as
 # numeric and rejected unless its task is declared.
 MAX_INTEGER_LABELS = 10
+# Largest share of rows that may be dropped as the only sample of their class. The data pack's
+# largest share is 2 % (audiology); a larger one suggests a continuous target.
+MAX_SINGLETON_FRACTION = 0.1
 
 
 class DataError(ValueError):
@@ -491,6 +494,13 @@ def _check_not_numeric_text(name: str, y: pd.Series) -> None:
     Such a target is usually a regression target with a few text cells, so it is not taken as class labels.
     """
     distinct = pd.Series(sorted({str(value) for value in y.dropna()}), dtype=object)
+    decimal_commas = distinct[distinct.str.fullmatch(r"[-+]?\d+,\d+")]
+    if len(decimal_commas) >= len(distinct) / 2:
+        raise DataError(
+            f"dataset {name!r}: the target holds numbers with decimal commas such as {list(decimal_commas[:3])}; "
+            f"write them with decimal points and declare `task: regression`, or declare `task: multiclass` "
+            f"if the values are class labels"
+        )
     numbers = pd.to_numeric(distinct, errors="coerce")
     n_numbers = int(numbers.notna().sum())
     if n_numbers == len(distinct) or n_numbers < len(distinct) / 2:
@@ -517,10 +527,11 @@ def _classification_dataset(spec, X, y, task, source, sha256, notes) -> Dataset:
     # A class with one sample can never be in the train and the test part of
     # the same split, so it is dropped and the drop is recorded.
     singletons = sorted(counts.index[counts < 2])
-    if len(singletons) > len(labels) / 2:
+    if len(singletons) > MAX_SINGLETON_FRACTION * len(labels):
         raise DataError(
             f"dataset {name!r}: {len(singletons)} of {len(labels)} rows are the only sample of their class, "
-            f"so the target looks continuous; declare `task: regression` if it holds numbers"
+            f"so the target looks continuous or too finely split; declare `task: regression` if it holds "
+            f"numbers, or merge the rare classes"
         )
     if singletons:
         keep = ~labels.isin(singletons).to_numpy()

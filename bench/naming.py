@@ -121,7 +121,7 @@ def _with_timeout(call, seconds: float):
     """Return `call()`, or raise TimeoutError when it has not returned after `seconds`.
 
     openml-python 0.15.1 sends its requests without a timeout, so a server that accepts the
-    connection and never answers would block forever. The call runs in a daemon thread, which
+    connection and never responds would block forever. The call runs in a daemon thread, which
     is left behind when it times out.
     """
     outcome: dict = {}
@@ -136,7 +136,7 @@ def _with_timeout(call, seconds: float):
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        raise TimeoutError(f"no answer within {seconds:g} s")
+        raise TimeoutError(f"timed out: no response within {seconds:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

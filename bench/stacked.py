@@ -108,8 +108,9 @@ def _train_and_score_group(task: RunTask, rung: Rung, dataset: Dataset, group: l
             errors = train_stacked([run.estimator for run in group], [run.parts for run in group])
             fit_time_s = time.perf_counter() - fit_started
     except TimeLimitError:
-        error = TimeLimitError(f"time limit of {time_limit_s:g} s exceeded by {len(group)} runs trained together "
-                               f"({task.time_limit_s:g} s each)")
+        folds = ", ".join(f"r{run.row['repeat']}/f{run.row['fold']}" for run in group)
+        error = TimeLimitError(f"time limit of {task.time_limit_s:g} s per run exceeded: {len(group)} runs trained "
+                               f"together ({folds}) did not finish in {time_limit_s:g} s")
         return [_finish_failed(run.row, "time_limit", error, captured) for run in group]
     except MemoryError as error:
         return [_finish_failed(run.row, "memory", error, captured) for run in group]

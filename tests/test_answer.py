@@ -154,3 +154,24 @@ def test_analyze_command_missing_results(tmp_path, data_dir, capsys):
                    "--dataset", "iris", "--reports", str(tmp_path)])
     assert status == 2
     assert "results database not found" in capsys.readouterr().err
+
+
+def test_analyze_command_changed_data_raises(tmp_path, data_dir, capsys):
+    from bench.cli import main
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    table = pd.read_parquet(data_dir / "tabular" / "iris.parquet")
+    table.to_parquet(pack / "iris.parquet")
+    spec = load_config("datasets.yaml").select(["iris"])[0]
+    protocol = Protocol(n_folds=2, n_repeats=1, seed=0)
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        store.add(execute_task(RunTask(spec, "constant", ((0, 0), (0, 1)), protocol, pack, None)))
+    table.iloc[:120].to_parquet(pack / "iris.parquet")
+
+    status = main(["analyze", "--results", str(tmp_path / "results.sqlite"), "--data-dir", str(pack),
+                   "--dataset", "iris", "--reports", str(tmp_path / "reports")])
+
+    assert status == 2
+    assert "dataset(s) changed since their results" in capsys.readouterr().err
+    assert not (tmp_path / "reports" / "how_many_parameters.md").exists()

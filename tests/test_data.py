@@ -154,6 +154,22 @@ def test_load_integer_and_text_labels_stay_classes(tmp_path):
     assert dataset.classes == ("1", "2", "3", "U")
 
 
+def test_load_decimal_comma_target_raises(tmp_path):
+    values = ["0,3", "1,25", "0,3", "2,5", "1,25", "2,5"]
+    path = _write_csv(tmp_path / "commas.csv", 'a,target\n' + "".join(f'{i},"{v}"\n' for i, v in enumerate(values)))
+
+    with pytest.raises(DataError, match=r"the target holds numbers with decimal commas such as \['0,3', '1,25', '2,5'\]"):
+        _load(path, tmp_path / "cache")
+
+
+def test_load_many_singleton_classes_raises(tmp_path):
+    labels = ["a", "b", "c"] + ["x", "y"] * 10
+    path = _write_csv(tmp_path / "rare.csv", "a,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+
+    with pytest.raises(DataError, match=r"3 of 23 rows are the only sample of their class"):
+        _load(path, tmp_path / "cache", task=TaskType.MULTICLASS)
+
+
 def test_load_mostly_singleton_classes_raises(tmp_path):
     labels = ["a", "b", "c", "d", "e", "f", "g", "h", "x", "x"]
     path = _write_csv(tmp_path / "ids.csv", "a,target\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))

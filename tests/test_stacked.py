@@ -202,7 +202,8 @@ def test_stacked_time_limit_names_runs(data_dir):
     rows = execute_stacked_runs(task, rung, dataset, splits)
 
     assert [row["error_kind"] for row in rows] == ["time_limit"] * len(splits)
-    assert rows[0]["error"] == "TimeLimitError: time limit of 0.004 s exceeded by 4 runs trained together (0.001 s each)"
+    assert rows[0]["error"] == ("TimeLimitError: time limit of 0.001 s per run exceeded: 4 runs trained together "
+                                "(r0/f0, r0/f1, r1/f0, r1/f1) did not finish in 0.004 s")
 
 
 def test_stacked_rows_record_not_applicable(data_dir):
