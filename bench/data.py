@@ -425,8 +425,7 @@ def prepare_dataset(
         raise DataError(
             f"dataset {name!r}: regression target has {len(bad)} non-numeric or infinite value(s), for example "
             f"{bad.iloc[0]!r} in data row {source_rows[bad.index[0]] + 1}; fix them in the source, or declare "
-            f"`task: binary` or "
-            f"`task: multiclass` if the target holds class labels"
+            f"`task: binary` or `task: multiclass` if the target holds class labels"
         )
     y = values
     return Dataset(name, X, y.astype(float), task, spec.domain, source, sha256, notes=notes)

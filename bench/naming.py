@@ -71,12 +71,11 @@ def _cached_openml_names(cache_dir: Path) -> dict[int, str]:
 
 def _client_cached_name(dataset_id: int) -> str | None:
     """Return the name in the openml client's cached description of `dataset_id`, without the network."""
-    import openml
-    import xmltodict
+    from bench.sources import openml_cache_folder, read_openml_description
 
-    path = Path(openml.config.get_cache_directory()) / "datasets" / str(dataset_id) / "description.xml"
+    path = openml_cache_folder(dataset_id) / "description.xml"
     try:
-        return str(xmltodict.parse(path.read_text(encoding="utf-8"))["oml:data_set_description"]["oml:name"])
+        return str(read_openml_description(path)["oml:name"])
     except (OSError, KeyError, TypeError, ValueError) as error:
         if path.exists():
             logger.warning("OpenML description %s is unreadable (%s); asking the server", path, error)

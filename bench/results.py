@@ -1,7 +1,8 @@
 """The results store: one row per run in an embedded SQLite database.
 
-Rows are append-only, with two exceptions made by the runner: --retry-failed replaces failed
-rows, and a larger compute budget replaces the rows of runs that an earlier budget skipped."""
+Rows are append-only, with exceptions made by the runner: --retry-failed replaces failed rows,
+runs whose data failed to load are replaced on every execution, and a larger compute budget
+replaces the rows of runs that an earlier budget skipped."""
 
 from __future__ import annotations
 
@@ -122,8 +123,12 @@ class ResultsStore:
 
     def protocol(self) -> dict | None:
         """Return the protocol recorded for this results file, or None before the first run."""
+        stored = self._stored_protocol()
+        return stored if stored is not None else self._protocol_of_rows()
+
+    def _stored_protocol(self) -> dict | None:
         stored = self.connection.execute("SELECT value FROM meta WHERE key='protocol'").fetchone()
-        return json.loads(stored[0]) if stored is not None else self._protocol_of_rows()
+        return json.loads(stored[0]) if stored is not None else None
 
     def bind_protocol(self, protocol: dict) -> None:
         """Record the protocol of this results file, or raise ProtocolMismatch if it differs.
@@ -131,15 +136,14 @@ class ResultsStore:
         Run ids are (dataset, model, repeat, fold), so runs of two protocols in one file
         would be mixed up: a 3-fold fold 0 would count as a finished 5-fold fold 0.
         """
-        stored = self.connection.execute("SELECT value FROM meta WHERE key='protocol'").fetchone()
-        if stored is None:
+        recorded = self._stored_protocol()
+        if recorded is None:
             recorded = self._protocol_of_rows()
             if recorded is not None and recorded != protocol:
                 raise ProtocolMismatch(_mismatch_message(self.path, recorded, protocol))
             with self.connection:
                 self.connection.execute("INSERT INTO meta VALUES ('protocol', ?)", (json.dumps(protocol, sort_keys=True),))
             return
-        recorded = json.loads(stored[0])
         if recorded != protocol:
             raise ProtocolMismatch(_mismatch_message(self.path, recorded, protocol))
 

@@ -502,9 +502,8 @@ def _get_openml_dataset(dataset_id: int, name: str):
     restored after a failure.
     """
     import openml
-    import xmltodict
 
-    folder = Path(openml.config.get_cache_directory()) / "datasets" / str(dataset_id)
+    folder = openml_cache_folder(dataset_id)
     with tempfile.TemporaryDirectory(prefix="occam-openml-") as backup_root:
         backup = Path(backup_root) / "backup"
         if folder.is_dir():
@@ -522,9 +521,21 @@ def _get_openml_dataset(dataset_id: int, name: str):
                 f"{openml.config.server} is reachable, or pass --data-dir DIR"
             ) from error
 
-    description_path = folder / "description.xml"
-    description = xmltodict.parse(description_path.read_text(encoding="utf-8"))["oml:data_set_description"]
-    return dataset, description
+    return dataset, read_openml_description(folder / "description.xml")
+
+
+def openml_cache_folder(dataset_id: int) -> Path:
+    """Return the openml client's cache folder of one dataset."""
+    import openml
+
+    return Path(openml.config.get_cache_directory()) / "datasets" / str(dataset_id)
+
+
+def read_openml_description(path: Path) -> dict:
+    """Return the fields of a cached OpenML `description.xml`, such as `oml:name` and `oml:status`."""
+    import xmltodict
+
+    return xmltodict.parse(path.read_text(encoding="utf-8"))["oml:data_set_description"]
 
 
 def _label_nominal_target(frame: pd.DataFrame, target: str, dataset) -> pd.DataFrame:
